@@ -1,0 +1,2 @@
+"""Hybrid-VAE collaborative filtering on TensorFlow/Keras."""
+__version__ = "0.1.0"
