@@ -1,0 +1,171 @@
+"""EASE (Steck 2019, "Embarrassingly Shallow Autoencoders"): a linear item-item model in closed form.
+
+With X the users x movies training clicks and G = X^T X + l2 I, the weights are
+    P = G^-1,  B = I - P / diag(P)  (column j divided by P_jj),  so diag(B) = 0,
+and a user's scores are x_u B. The only dense arrays are movies x movies (never users x movies):
+n_movies^2 floats each, two at once while fitting (Gram and the inverse, computed in place) and
+three while tuning (plus the best weights so far). Above `FLOAT64_MAX_MOVIES` movies they are
+float32 (ML-20M's ~20k movies: 1.6 GB each instead of 3.2 GB); the Gram matrix holds click counts,
+exact in float32 below 2^24 users.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Iterable
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+
+from hvae_tf.metrics import ranking
+
+log = logging.getLogger(__name__)
+
+DEFAULT_L2_GRID = (100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0)
+FLOAT64_MAX_MOVIES = 10_000
+
+
+class EASE:
+    """The closed-form item-item model; `l2` is the weight of its ridge penalty."""
+
+    name = "EASE"
+
+    def __init__(self, l2: float = 500.0, dtype=None):
+        self.l2 = _checked_l2(l2)
+        self.dtype = dtype
+        self.weights: np.ndarray | None = None
+
+    def fit(self, train: sp.spmatrix) -> "EASE":
+        gram = gram_matrix(train, self.dtype)
+        self.weights = closed_form(gram, self.l2)
+        return self
+
+    def scores(self, indices: np.ndarray) -> np.ndarray:
+        """x_u B for each padded index row (-1 = padding): scores over all movies, float32."""
+        if self.weights is None:
+            raise RuntimeError("EASE.scores called before fit(train) or EASE.tuned(...)")
+        clicks = clicks_from_padded(indices, self.weights.shape[0]).astype(self.weights.dtype)
+        return np.asarray(clicks @ self.weights, dtype=np.float32)
+
+    __call__ = scores
+
+    @classmethod
+    def tuned(
+        cls,
+        train: sp.spmatrix,
+        validation_fold_in: sp.spmatrix,
+        validation_held_out: sp.spmatrix,
+        grid: Iterable[float] = DEFAULT_L2_GRID,
+        metric: str = "ndcg@100",
+        dtype=None,
+        batch_size: int = 1000,
+    ) -> tuple["EASE", dict[float, float]]:
+        """The model whose l2 maximises `metric` on the validation users (Eval 2), and l2 -> metric.
+
+        Only validation arrays are looked at, never test users. The Gram matrix is formed once and
+        reused for every l2; on a tie the earlier grid point wins.
+        """
+        grid = [_checked_l2(l2) for l2 in grid]
+        if not grid:
+            raise ValueError("EASE.tuned needs at least one l2 value in grid")
+        recall_ks, ndcg_ks = _metric_ks(metric)
+        n_movies = train.shape[1]
+        for name, matrix in (("validation_fold_in", validation_fold_in),
+                             ("validation_held_out", validation_held_out)):
+            if not sp.issparse(matrix) or matrix.shape != (validation_fold_in.shape[0], n_movies):
+                raise ValueError(f"EASE.tuned: {name} must be a sparse validation users x {n_movies:,} "
+                                 f"movies matrix over the train columns, got shape {getattr(matrix, 'shape', None)}")
+        gram = gram_matrix(train, dtype)
+        best, table = None, {}
+        for l2 in grid:
+            candidate = cls(l2, dtype)
+            candidate.weights = closed_form(gram, l2)
+            per_user = ranking.score_users(candidate.scores, validation_fold_in.tocsr(),
+                                           validation_held_out.tocsr(), mask_inputs=True,
+                                           recall_ks=recall_ks, ndcg_ks=ndcg_ks, batch_size=batch_size)
+            value = ranking.summarize(per_user)[metric]
+            if math.isnan(value):
+                raise ValueError("EASE.tuned: no validation user has held-out clicks, so l2 cannot "
+                                 "be chosen; make the split with more clicks per held-out user")
+            table[l2] = value
+            log.info("EASE l2=%g validation %s=%.4f", l2, metric, value)
+            if best is None or value > table[best.l2]:
+                best = candidate
+        log.info("EASE chose l2=%g (validation %s=%.4f)", best.l2, metric, table[best.l2])
+        return best, table
+
+
+def gram_matrix(train: sp.spmatrix, dtype=None) -> np.ndarray:
+    """X^T X as a dense movies x movies array, float64 up to FLOAT64_MAX_MOVIES movies, else float32."""
+    if not sp.issparse(train) or train.ndim != 2:
+        raise ValueError(f"EASE needs the sparse users x movies train matrix, got {type(train).__name__}")
+    if dtype is None:
+        dtype = np.float64 if train.shape[1] <= FLOAT64_MAX_MOVIES else np.float32
+    clicks = sp.csr_matrix(train, dtype=np.float64)
+    return (clicks.T @ clicks).astype(dtype).toarray()
+
+
+def closed_form(gram: np.ndarray, l2: float) -> np.ndarray:
+    """B = I - P / diag(P) with P = (gram + l2 I)^-1; `gram` is left unchanged.
+
+    G + l2 I is symmetric positive definite, so P comes from its Cholesky factor (LAPACK potrf +
+    potri: half the work of a general inverse, and in place, so only one array beside `gram`).
+    """
+    penalised = gram.copy()
+    penalised[np.diag_indices_from(penalised)] += _checked_l2(l2)
+    penalised = penalised.T  # the same matrix, now in the Fortran order LAPACK overwrites in place
+    potrf, potri = scipy.linalg.get_lapack_funcs(("potrf", "potri"), (penalised,))
+    factor, info = potrf(penalised, lower=False, overwrite_a=True, clean=False)
+    if info == 0:
+        weights, info = potri(factor, lower=False, overwrite_c=True)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"EASE: Gram matrix + {l2:g} I is not positive definite "
+                                    f"(LAPACK info {info}); check the train matrix for NaN or inf")
+    _mirror_upper_triangle(weights)
+    weights /= -np.diagonal(weights).copy()
+    np.fill_diagonal(weights, 0.0)
+    return weights
+
+
+def _mirror_upper_triangle(matrix: np.ndarray, block: int = 2048) -> None:
+    """Copy the upper triangle onto the lower one in place, a block of rows at a time."""
+    for start in range(0, matrix.shape[0], block):
+        stop = min(start + block, matrix.shape[0])
+        matrix[start:stop, :start] = matrix[:start, start:stop].T
+        square = matrix[start:stop, start:stop]
+        square[...] = np.triu(square) + np.triu(square, 1).T
+
+
+def clicks_from_padded(indices: np.ndarray, n_movies: int) -> sp.csr_matrix:
+    """The binary click rows behind a padded int64 index batch (-1 = padding)."""
+    indices = np.asarray(indices)
+    if indices.ndim != 2 or not np.issubdtype(indices.dtype, np.integer):
+        raise ValueError(f"expected a 2-D integer batch of movie indices (-1 = padding), got "
+                         f"{indices.dtype} with shape {indices.shape}")
+    rows, positions = np.nonzero(indices >= 0)
+    movies = indices[rows, positions]
+    if movies.size and movies.max() >= n_movies:
+        raise ValueError(f"movie index {int(movies.max())} is outside the model's {n_movies:,} movies: "
+                         "score users with the split the model was fitted on")
+    clicks = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, movies)),
+                           shape=(indices.shape[0], n_movies))
+    clicks.sum_duplicates()
+    clicks.data[:] = 1.0
+    return clicks
+
+
+def _checked_l2(l2) -> float:
+    l2 = float(l2)
+    if not (math.isfinite(l2) and l2 > 0):
+        raise ValueError(f"EASE's l2 weight must be a positive number, got {l2!r}")
+    return l2
+
+
+def _metric_ks(metric: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The (recall_ks, ndcg_ks) score_users must compute for `metric`: "recall@20" -> ((20,), ())."""
+    name, _, k = metric.partition("@")
+    if name not in ("recall", "ndcg") or not k.isdigit() or int(k) < 1:
+        raise ValueError(f"unknown metric {metric!r}: use recall@K or ndcg@K, e.g. ndcg@100")
+    return ((int(k),), ()) if name == "recall" else ((), (int(k),))

@@ -1,0 +1,70 @@
+"""From flags to a ready split: build or reuse the TFDS data, then build or reuse the user split.
+
+Splitting ML-20M takes tens of seconds and every run of the experiment grid needs the same folds,
+so a split is cached under the data folder, keyed by everything that determines it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from hvae_tf.data import generate, loading, protocols
+from hvae_tf.data.schema import MovieLensData
+
+
+def default_data_dir(data_dir: str | None) -> Path:
+    return Path(data_dir).expanduser() if data_dir else Path("~/tensorflow_datasets").expanduser()
+
+
+def generated_release_dir(cfg) -> Path:
+    """Generated data lives in its own folder per scale and seed, never mixed with a real 20m."""
+    return default_data_dir(cfg.data_dir) / "hvae_generated" / (
+        f"u{cfg.generated_users}-m{cfg.generated_movies}-r{cfg.generated_ratings}-s{cfg.seed}"
+    )
+
+
+def load_data(cfg) -> MovieLensData:
+    """The release the flags name; 'generated' is written once (ML-20M layout) and built as 20m."""
+    if cfg.dataset != "generated":
+        return loading.load_movielens(cfg.dataset, data_dir=cfg.data_dir, manual_dir=cfg.manual_dir)
+    raw = generated_release_dir(cfg) / "raw"
+    if not (raw / "ratings.csv").exists():
+        generate.generate(
+            raw, n_users=cfg.generated_users, n_movies=cfg.generated_movies,
+            n_ratings=cfg.generated_ratings, seed=cfg.seed,
+        )
+    return loading.load_movielens(
+        "20m", data_dir=str(generated_release_dir(cfg) / "tfds"), manual_dir=str(raw)
+    )
+
+
+def split_key(cfg) -> str:
+    fields = {
+        "dataset": cfg.dataset, "protocol": cfg.protocol, "fold": cfg.fold, "seed": cfg.seed,
+        "heldout_users": cfg.heldout_users, "threshold": cfg.threshold,
+        "generated": [cfg.generated_users, cfg.generated_movies, cfg.generated_ratings]
+        if cfg.dataset == "generated" else None,
+        "manual_dir": str(Path(cfg.manual_dir).resolve()) if cfg.manual_dir else None,
+    }
+    digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+    return f"{cfg.dataset}-{cfg.protocol}-fold{cfg.fold}-{digest}"
+
+
+def prepare(cfg, verbose: bool = True) -> tuple[MovieLensData, protocols.Split]:
+    """The data and the fold the flags ask for, each built once and reused after."""
+    data = load_data(cfg)
+    cache = default_data_dir(cfg.data_dir) / "hvae_splits" / f"{split_key(cfg)}.npz"
+    if cache.exists():
+        split = protocols.Split.load(cache)
+    else:
+        split = protocols.make_split(
+            data, protocol=cfg.protocol, fold=cfg.fold, seed=cfg.seed,
+            heldout_users=cfg.heldout_users, threshold=cfg.threshold,
+        )
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        split.save(cache)
+    if verbose:
+        print(split.summary())
+    return data, split

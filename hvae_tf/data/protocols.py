@@ -1,0 +1,323 @@
+"""Evaluation protocols: which users train, which are held out, and which of their clicks are hidden.
+
+Two protocols share one shape (`Split`), so the models and the evaluation never ask which one made it:
+
+"liang"  Liang et al.'s strong generalisation (dawenl/vae_cf, the Mult-VAE paper): keep users with
+         at least `min_user_clicks` clicks; the movie index is what the training users clicked, so
+         every column has a training click; held-out users keep only clicks on those movies.
+"paper"  The Hybrid-VAE paper: every user that rated something; the movies are the catalogue, cut
+         to movies with IMDb (OMDb) information when the release carries it.
+
+In both, held-out users' clicks are split at random into fold-in (the model's input) and held-out
+(the target) in Eval 2; `HeldOutUsers.full` is Eval 1's input and target. A held-out user with fewer
+than `min_user_clicks` clicks is never split: all clicks stay fold-in and the user is counted, since
+Eval 2 has nothing to score for them. Training users without any click are left out of `train` and
+counted: with nothing clicked they carry no signal, only a pull towards "recommend nothing".
+
+Each fold draws its users with a generator seeded from (seed, fold), so folds are independent,
+reproducible, and the paper's "3-fold CV" is folds 0, 1 and 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from hvae_tf.data.schema import MovieLensData
+from hvae_tf.io import save_npz_atomic
+
+PROTOCOLS = ("liang", "paper")
+FULL_RELEASE_USERS = 100_000  # from this many users on, hold out 10,000 (the papers' count) ...
+FULL_RELEASE_HELDOUT = 10_000
+SMALL_RELEASE_FRACTION = 0.1  # ... below it, this fraction of the users
+_FORMAT = "hvae_tf.split/1"
+
+
+def binarise(ratings: pd.DataFrame, threshold: float = 3.5) -> pd.DataFrame:
+    """The clicks: (userId, movieId) of ratings above `threshold`, once each, sorted."""
+    clicked = ratings.loc[ratings["rating"].to_numpy() > threshold, ["userId", "movieId"]]
+    clicked = clicked.drop_duplicates().astype(np.int64)
+    return clicked.sort_values(["userId", "movieId"], kind="stable").reset_index(drop=True)
+
+
+def binary_csr(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    """The float32 CSR with a 1 at each (row, col), repeats counted once: the form of every split matrix."""
+    matrix = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=shape)
+    matrix.sum_duplicates()
+    matrix.data[:] = 1.0
+    return matrix
+
+
+@dataclasses.dataclass
+class HeldOutUsers:
+    """Validation or test users: row i is user `user_ids[i]`, columns as `Split.movie_ids`."""
+
+    user_ids: np.ndarray
+    fold_in: sp.csr_matrix
+    held_out: sp.csr_matrix
+
+    @property
+    def full(self) -> sp.csr_matrix:
+        """Every click of each user: Eval 1's input and target."""
+        return (self.fold_in + self.held_out).tocsr()
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_without_held_out(self) -> int:
+        """Users Eval 2 cannot score (too few clicks to split)."""
+        return int((np.diff(self.held_out.indptr) == 0).sum())
+
+    @property
+    def n_without_clicks(self) -> int:
+        """Users Eval 1 cannot score."""
+        return int((np.diff(self.full.indptr) == 0).sum())
+
+
+@dataclasses.dataclass
+class Split:
+    """One protocol's fold: binary click matrices (scipy CSR, float32) over a fixed movie index."""
+
+    protocol: str
+    fold: int
+    seed: int
+    movie_ids: np.ndarray  # column j is MovieLens movieId movie_ids[j]
+    train: sp.csr_matrix
+    train_user_ids: np.ndarray
+    validation: HeldOutUsers
+    test: HeldOutUsers
+    dropped_train_users: int = 0  # training users with no click, left out of `train`
+    settings: dict = dataclasses.field(default_factory=dict)  # the make_split arguments
+
+    @property
+    def n_movies(self) -> int:
+        return len(self.movie_ids)
+
+    def summary(self) -> str:
+        """A table of users, movies and clicks per split, for logs and the README."""
+        header = ("split", "users", "movies", "clicks", "fold-in", "held-out", "no held-out")
+        rows = [("train", len(self.train_user_ids), _n_columns_used(self.train), self.train.nnz,
+                 "-", "-", "-")]
+        for name, part in (("validation", self.validation), ("test", self.test)):
+            rows.append((name, part.n_users, _n_columns_used(part.full), part.full.nnz,
+                         part.fold_in.nnz, part.held_out.nnz, part.n_without_held_out))
+        cells = [header] + [tuple(f"{v:,}" if isinstance(v, int) else v for v in r) for r in rows]
+        widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+        lines = [f"protocol={self.protocol} fold={self.fold} seed={self.seed} "
+                 f"movies in index={self.n_movies:,} training users without clicks dropped="
+                 f"{self.dropped_train_users:,}"]
+        for r in cells:  # names left-aligned, numbers right-aligned
+            lines.append("  ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]))
+        return "\n".join(lines)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write one .npz (metadata as JSON inside it), atomically: a reader never sees half a file."""
+        path = Path(path)
+        if path.suffix != ".npz":
+            raise ValueError(f"split file {path} must end in .npz (np.savez's format)")
+        metadata = dict(format=_FORMAT, protocol=self.protocol, fold=self.fold, seed=self.seed,
+                        n_movies=self.n_movies, dropped_train_users=self.dropped_train_users,
+                        settings=self.settings)
+        arrays = {"metadata": np.array(json.dumps(metadata)), "movie_ids": self.movie_ids,
+                  "train_user_ids": self.train_user_ids, **_csr_arrays("train", self.train)}
+        for name, part in (("validation", self.validation), ("test", self.test)):
+            arrays[f"{name}_user_ids"] = part.user_ids
+            arrays.update(_csr_arrays(f"{name}_fold_in", part.fold_in))
+            arrays.update(_csr_arrays(f"{name}_held_out", part.held_out))
+        return save_npz_atomic(path, **arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Split":
+        path = Path(path)
+        try:
+            loaded = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as err:
+            raise ValueError(f"cannot read split file {path}: {err}; write it with Split.save") from err
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError(f"{path} is not a split file (not an .npz archive); write it with Split.save")
+        with loaded:
+            arrays = {k: loaded[k] for k in loaded.files}
+        if "metadata" not in arrays:
+            raise ValueError(f"{path} is not a split file (no metadata); write it with Split.save")
+        metadata = json.loads(str(arrays["metadata"]))
+        if metadata.get("format") != _FORMAT:
+            raise ValueError(f"{path} has format {metadata.get('format')!r}, expected {_FORMAT!r}; "
+                             "make the split again with make_split and save it")
+        n_movies = metadata["n_movies"]
+
+        def held_out_users(name):
+            return HeldOutUsers(arrays[f"{name}_user_ids"],
+                                _csr_from_arrays(arrays, f"{name}_fold_in", n_movies),
+                                _csr_from_arrays(arrays, f"{name}_held_out", n_movies))
+
+        return cls(protocol=metadata["protocol"], fold=metadata["fold"], seed=metadata["seed"],
+                   movie_ids=arrays["movie_ids"], train=_csr_from_arrays(arrays, "train", n_movies),
+                   train_user_ids=arrays["train_user_ids"], validation=held_out_users("validation"),
+                   test=held_out_users("test"), dropped_train_users=metadata["dropped_train_users"],
+                   settings=metadata["settings"])
+
+
+def make_split(
+    data: MovieLensData,
+    protocol: str = "liang",
+    fold: int = 0,
+    seed: int = 98765,
+    heldout_users: int | float | None = None,
+    threshold: float = 3.5,
+    min_user_clicks: int = 5,
+    holdout_fraction: float = 0.2,
+) -> Split:
+    """Split `data` under `protocol` ("liang" or "paper"); see the module docstring.
+
+    heldout_users: validation users, and as many test users: a count, a fraction in (0, 0.5) of
+        the users, or None for 10,000 on full releases (>= 100,000 users) and 10% below that.
+    holdout_fraction: the share of each held-out user's clicks hidden in Eval 2 (rounded down).
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}")
+    if isinstance(fold, bool) or not isinstance(fold, (int, np.integer)) or fold < 0:
+        raise ValueError(f"fold must be a non-negative integer (the paper uses 0, 1, 2), got {fold!r}")
+    if not 0.0 < holdout_fraction < 1.0:
+        raise ValueError(f"holdout_fraction must be in (0, 1), got {holdout_fraction!r}")
+    if min_user_clicks < 1:
+        raise ValueError(f"min_user_clicks must be at least 1, got {min_user_clicks!r}")
+
+    clicks = binarise(data.ratings, threshold)
+    if clicks.empty:
+        ratings = data.ratings["rating"]
+        span = f"ratings run from {ratings.min()} to {ratings.max()}" if len(ratings) else "no ratings"
+        raise ValueError(f"threshold {threshold} leaves no clicks in release {data.release!r} ({span}): "
+                         "a click is a rating above the threshold, so choose a lower one")
+    users = _protocol_users(data, clicks, protocol, min_user_clicks, threshold)
+    n_heldout = _n_heldout(heldout_users, len(users))
+    rng = np.random.default_rng([seed, fold])
+    shuffled = users[rng.permutation(len(users))]
+    n_train = len(users) - 2 * n_heldout
+    train_users = np.sort(shuffled[:n_train])
+    movie_ids = _movie_index(data, clicks, protocol, train_users)
+
+    train = _click_matrix(clicks, train_users, movie_ids)
+    has_clicks = np.diff(train.indptr) > 0
+    held_out = []
+    for users_ in (shuffled[n_train:n_train + n_heldout], shuffled[n_train + n_heldout:]):
+        users_ = np.sort(users_)
+        fold_in, hidden = _hide_clicks(_click_matrix(clicks, users_, movie_ids), rng,
+                                       holdout_fraction, min_user_clicks)
+        held_out.append(HeldOutUsers(users_, fold_in, hidden))
+    settings = dict(release=data.release, threshold=float(threshold), heldout_users=n_heldout,
+                    min_user_clicks=int(min_user_clicks), holdout_fraction=float(holdout_fraction))
+    return Split(protocol=protocol, fold=int(fold), seed=int(seed), movie_ids=movie_ids,
+                 train=train[has_clicks], train_user_ids=train_users[has_clicks],
+                 validation=held_out[0], test=held_out[1],
+                 dropped_train_users=int((~has_clicks).sum()), settings=settings)
+
+
+def _protocol_users(data, clicks, protocol, min_user_clicks, threshold) -> np.ndarray:
+    """The sorted userIds the protocol splits: clicking users ("liang") or every rater ("paper")."""
+    if protocol == "paper":
+        return np.unique(data.ratings["userId"].to_numpy(np.int64))
+    per_user = clicks.groupby("userId", sort=True).size()
+    users = per_user.index[per_user.to_numpy() >= min_user_clicks].to_numpy(np.int64)
+    if len(users) == 0:
+        raise ValueError(f"no user has {min_user_clicks} clicks (ratings > {threshold}) in "
+                         f"release {data.release!r}: lower min_user_clicks or the threshold")
+    return users
+
+
+def _movie_index(data, clicks, protocol, train_users) -> np.ndarray:
+    """Sorted movieIds, one per column: trained-on movies ("liang") or the catalogue ("paper")."""
+    if protocol == "liang":
+        clicked_in_train = _isin_sorted(clicks["userId"].to_numpy(), train_users)
+        return np.unique(clicks["movieId"].to_numpy()[clicked_in_train])
+    catalogue = data.movies
+    if data.has_omdb:
+        catalogue = catalogue[catalogue["has_omdb"].to_numpy(bool)]
+    movie_ids = np.unique(catalogue["movieId"].to_numpy(np.int64))
+    if len(movie_ids) == 0:
+        raise ValueError(f"release {data.release!r} has an empty movie catalogue: check its movies file")
+    return movie_ids
+
+
+def _n_heldout(heldout_users: int | float | None, n_users: int) -> int:
+    """Validation (= test) users for the requested size; at least one user must be left to train."""
+    if heldout_users is None:
+        n = FULL_RELEASE_HELDOUT if n_users >= FULL_RELEASE_USERS else round(SMALL_RELEASE_FRACTION * n_users)
+    elif isinstance(heldout_users, bool):
+        raise ValueError(f"heldout_users must be a count or a fraction, got {heldout_users!r}")
+    elif isinstance(heldout_users, (float, np.floating)):
+        if not 0.0 < heldout_users < 0.5:
+            raise ValueError(f"heldout_users as a fraction must be in (0, 0.5), got {heldout_users!r}: "
+                             "validation and test each take that share of the users")
+        n = round(heldout_users * n_users)
+    elif isinstance(heldout_users, (int, np.integer)):
+        n = int(heldout_users)
+    else:
+        raise ValueError(f"heldout_users must be an int count, a float fraction or None, "
+                         f"got {heldout_users!r}")
+    if n < 1 or 2 * n >= n_users:
+        raise ValueError(f"cannot hold out {n} validation and {n} test users out of {n_users} users "
+                         "(at least one of each, and one left to train): change heldout_users")
+    return int(n)
+
+
+def _isin_sorted(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """np.isin for a sorted, unique `sorted_set`, in O(n log m) and without a hash table."""
+    position = np.searchsorted(sorted_set, values).clip(max=max(len(sorted_set) - 1, 0))
+    return (sorted_set[position] == values) if len(sorted_set) else np.zeros(len(values), bool)
+
+
+def _click_matrix(clicks: pd.DataFrame, user_ids: np.ndarray, movie_ids: np.ndarray):
+    """Binary CSR of `user_ids` (sorted) x `movie_ids` (sorted); clicks on other movies are dropped."""
+    users = clicks["userId"].to_numpy()
+    movies = clicks["movieId"].to_numpy()
+    keep = _isin_sorted(users, user_ids) & _isin_sorted(movies, movie_ids)
+    return binary_csr(np.searchsorted(user_ids, users[keep]), np.searchsorted(movie_ids, movies[keep]),
+                      (len(user_ids), len(movie_ids)))
+
+
+def _hide_clicks(full: sp.csr_matrix, rng: np.random.Generator, fraction: float, min_clicks: int):
+    """Split each row's clicks at random: floor(fraction * n) held out, the rest fold-in.
+
+    Vectorised: a random key per click, sort by (row, key), and a click is held out when its rank
+    inside its row is below the row's held-out count. Rows under `min_clicks` stay whole.
+    """
+    lengths = np.diff(full.indptr)
+    rows = np.repeat(np.arange(full.shape[0]), lengths)
+    order = np.lexsort((rng.random(full.nnz), rows))
+    rank = np.empty(full.nnz, np.int64)
+    rank[order] = np.arange(full.nnz) - full.indptr[rows[order]]
+    n_hidden = np.where(lengths >= min_clicks, np.floor(fraction * lengths).astype(np.int64), 0)
+    hidden = rank < n_hidden[rows]
+    return _mask_csr(full, ~hidden), _mask_csr(full, hidden)
+
+
+def _mask_csr(matrix: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
+    """The entries of `matrix` where `keep` (per stored entry) is true, same shape."""
+    kept_before = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
+    kept_per_row = kept_before[matrix.indptr[1:]] - kept_before[matrix.indptr[:-1]]
+    indptr = np.concatenate([[0], np.cumsum(kept_per_row)]).astype(matrix.indptr.dtype)
+    return sp.csr_matrix((matrix.data[keep], matrix.indices[keep], indptr), shape=matrix.shape)
+
+
+def _csr_arrays(prefix: str, matrix: sp.csr_matrix) -> dict[str, np.ndarray]:
+    """A binary CSR as its row pointers and column indices (the values are all 1)."""
+    return {f"{prefix}_indptr": matrix.indptr, f"{prefix}_indices": matrix.indices}
+
+
+def _csr_from_arrays(arrays: dict, prefix: str, n_movies: int) -> sp.csr_matrix:
+    indptr, indices = arrays[f"{prefix}_indptr"], arrays[f"{prefix}_indices"]
+    return sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr),
+                         shape=(len(indptr) - 1, n_movies))
+
+
+def _n_columns_used(matrix: sp.csr_matrix) -> int:
+    """Movies with at least one click in `matrix`."""
+    return len(np.unique(matrix.indices))

@@ -1,0 +1,69 @@
+"""Movie embeddings for the Hybrid-VAE: features -> Movie-VAE -> latent means, built once and reused.
+
+Feature extraction over 27k plots and the Movie-VAE's training take minutes; every H-VAE run of the
+experiment grid on the same fold and features needs the same embeddings. They are cached under the
+data folder, keyed by the fold, the feature matrix's fingerprint and the Movie-VAE settings, with the
+Movie-VAE's weights beside them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from hvae_tf.data import prepare
+from hvae_tf.features import build_features, random_embeddings
+from hvae_tf.features.feature_matrix import FeatureMatrix
+from hvae_tf.io import write_atomic
+
+
+def cache_dir(cfg) -> Path:
+    return prepare.default_data_dir(cfg.data_dir) / "hvae_embeddings" / prepare.split_key(cfg)
+
+
+def feature_matrix(cfg, data, split) -> FeatureMatrix:
+    """The fold's feature matrix for --features, extracted once per fold and option set."""
+    options = dict(vad_lexicon=cfg.vad_lexicon, liwc_dic=cfg.liwc_dic, word_vectors=cfg.word_vectors)
+    digest = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:8]
+    path = cache_dir(cfg) / f"features-{cfg.features}-{digest}.npz"
+    if path.exists():
+        return FeatureMatrix.load(path)
+    features = build_features(data, split.movie_ids, cfg.features, seed=cfg.seed, **options)
+    features.save(path)
+    print(features.summary_text() if hasattr(features, "summary_text") else features.summary)
+    return features
+
+
+def movie_embeddings(cfg, data, split) -> np.ndarray | None:
+    """None for the Standard-VAE; random vectors for the control; else the Movie-VAE's latent means."""
+    if cfg.features == "none":
+        return None
+    if cfg.features == "random":
+        return random_embeddings(split.n_movies, cfg.embedding_dim, seed=cfg.seed)
+    from hvae_tf.models.movie_vae import train_movie_vae  # keras import only when needed
+
+    features = feature_matrix(cfg, data, split)
+    settings = {
+        "features": features.fingerprint(), "latent_dim": cfg.embedding_dim,
+        "epochs": cfg.movie_vae_epochs, "seed": cfg.seed,
+    }
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    folder = cache_dir(cfg) / f"movie-vae-{cfg.features}-{key}"
+    cached = folder / "embeddings.npy"
+    if cached.exists():
+        return np.load(cached)
+    binary = np.array([kind == "binary" for kind in features.kinds])
+    model, embeddings = train_movie_vae(
+        features.values, binary, latent_dim=cfg.embedding_dim, epochs=cfg.movie_vae_epochs,
+        seed=cfg.seed, verbose=cfg.verbose,
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_weights(str(folder / "movie_vae.weights.h5"))
+    write_atomic(folder / "settings.json", json.dumps(settings, indent=2))
+    tmp = folder / ".embeddings.tmp.npy"
+    np.save(tmp, embeddings.astype(np.float32))
+    tmp.replace(cached)
+    return embeddings.astype(np.float32)

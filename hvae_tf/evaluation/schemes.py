@@ -1,0 +1,39 @@
+"""The paper's two evaluation schemes over any scorer (a VAE, a baseline, a SavedModel).
+
+Eval 1: a test user's whole click history is the input and the target, nothing masked: it measures
+        how well the model reproduces what it was shown.
+Eval 2: Liang et al.'s strong generalisation: the fold-in 80% is the input, the held-out 20% the
+        target, and the fold-in movies are removed from the ranking (`masked=False` shows the
+        unmasked variant, where they compete with the targets).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import numpy as np
+
+from hvae_tf.data.protocols import HeldOutUsers
+from hvae_tf.metrics import ranking
+
+Scorer = Callable[[np.ndarray], np.ndarray]
+SCHEMES = ("Eval 1", "Eval 2")
+
+
+def evaluate_scheme(
+    scorer: Scorer, users: HeldOutUsers, scheme: str, *, masked: bool = True,
+    recall_ks: Iterable[int] = (20, 50), ndcg_ks: Iterable[int] = (100,), batch_size: int = 1000,
+) -> dict[str, np.ndarray]:
+    """Per-user metric vectors (NaN where the user has no target) for one scheme."""
+    if scheme == "Eval 1":
+        full = users.full
+        return ranking.score_users(scorer, full, full, mask_inputs=False, recall_ks=recall_ks,
+                                   ndcg_ks=ndcg_ks, batch_size=batch_size)
+    if scheme == "Eval 2":
+        return ranking.score_users(scorer, users.fold_in, users.held_out, mask_inputs=masked,
+                                   recall_ks=recall_ks, ndcg_ks=ndcg_ks, batch_size=batch_size)
+    raise ValueError(f"unknown evaluation scheme {scheme!r}: choose one of {', '.join(SCHEMES)}")
+
+
+def evaluate_all(scorer: Scorer, users: HeldOutUsers, **options) -> dict[str, dict[str, np.ndarray]]:
+    return {scheme: evaluate_scheme(scorer, users, scheme, **options) for scheme in SCHEMES}

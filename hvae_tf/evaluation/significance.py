@@ -1,0 +1,106 @@
+"""Is model A better than model B on the same users? Paired tests on per-user metric vectors.
+
+The paper names a significance test as future work. Both runs must score the same users in the
+same order (the same fold of the same split), so each run saves its per-user vectors with the
+user ids, and a comparison refuses vectors from different folds or users.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Mapping, NamedTuple
+
+import numpy as np
+import scipy.stats
+
+from hvae_tf.io import save_npz_atomic
+
+_FORMAT = "hvae_tf.per_user/1"
+
+
+@dataclasses.dataclass(frozen=True)
+class PairedTest:
+    """A - B over the users both runs could score: paired t-test and Wilcoxon signed-rank test."""
+
+    mean_difference: float
+    t: float
+    p_t: float
+    w: float
+    p_w: float
+    n: int
+
+
+def paired_tests(a, b) -> PairedTest:
+    """Two-sided tests of mean(a - b) = 0; users NaN in either vector (nothing held out) are dropped.
+
+    Users with equal values in both runs count in the t-test and are left out of the Wilcoxon test
+    (scipy's default "wilcox" zero handling). When all differences are 0 the runs are
+    indistinguishable: t = W = 0 and p = 1.
+    """
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.ndim != 1 or a.shape != b.shape:
+        raise ValueError(f"paired tests need two per-user vectors of the same length, got shapes "
+                         f"{a.shape} and {b.shape}: score both runs on the same users")
+    both = ~(np.isnan(a) | np.isnan(b))
+    difference = a[both] - b[both]
+    n = len(difference)
+    if n < 2:
+        raise ValueError(f"paired tests need at least 2 users scored by both runs, got {n}")
+    if not difference.any():
+        return PairedTest(0.0, 0.0, 1.0, 0.0, 1.0, n)
+    t, p_t = scipy.stats.ttest_rel(a[both], b[both])
+    w, p_w = scipy.stats.wilcoxon(difference)
+    return PairedTest(float(difference.mean()), float(t), float(p_t), float(w), float(p_w), n)
+
+
+class PerUser(NamedTuple):
+    """One run's per-user metric vectors (name -> array), row i belonging to user `user_ids[i]`."""
+
+    metrics: dict[str, np.ndarray]
+    user_ids: np.ndarray
+    metadata: dict
+
+
+def save_per_user(path, metrics: Mapping[str, np.ndarray], user_ids, metadata: Mapping | None = None) -> Path:
+    """Write one .npz (written beside `path`, then renamed into place); `metadata` is kept as JSON."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise ValueError(f"per-user metrics file {path} must end in .npz (np.savez's format)")
+    user_ids = np.asarray(user_ids)
+    arrays = {}
+    for name, values in metrics.items():
+        values = np.asarray(values, np.float64)
+        if values.shape != user_ids.shape:
+            raise ValueError(f"metric {name!r} has {values.shape} values for {user_ids.shape} user ids: "
+                             "save the vectors score_users returned for these users")
+        arrays[f"metric:{name}"] = values
+    header = json.dumps({"format": _FORMAT, "metadata": dict(metadata or {})})
+    return save_npz_atomic(path, header=np.array(header), user_ids=user_ids, **arrays)
+
+
+def load_per_user(path) -> PerUser:
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError) as err:
+        raise ValueError(f"cannot read per-user metrics {path}: {err}; write it with save_per_user") from err
+    header = json.loads(str(arrays.pop("header", "{}")))
+    if header.get("format") != _FORMAT or "user_ids" not in arrays:
+        raise ValueError(f"{path} is not a per-user metrics file ({_FORMAT}); write it with save_per_user")
+    metrics = {k[len("metric:"):]: v for k, v in arrays.items() if k.startswith("metric:")}
+    return PerUser(metrics, arrays["user_ids"], header["metadata"])
+
+
+def compare(a: PerUser, b: PerUser, metric: str = "ndcg@100") -> PairedTest:
+    """Paired tests of run a against run b on `metric`, after checking they scored the same users."""
+    if a.user_ids.shape != b.user_ids.shape or not np.array_equal(a.user_ids, b.user_ids):
+        raise ValueError(f"cannot compare runs on different folds/users ({len(a.user_ids)} vs "
+                         f"{len(b.user_ids)} users, ids differ): evaluate both on the same split and fold")
+    for name, run in (("first", a), ("second", b)):
+        if metric not in run.metrics:
+            raise ValueError(f"the {name} run has no per-user {metric!r}; it has "
+                             f"{', '.join(sorted(run.metrics)) or 'none'}")
+    return paired_tests(a.metrics[metric], b.metrics[metric])

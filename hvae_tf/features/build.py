@@ -1,0 +1,40 @@
+"""One entry point for every feature set, chosen by the name users pass as `--features`."""
+
+from __future__ import annotations
+
+from hvae_tf.data.schema import MovieLensData
+from hvae_tf.features.feature_matrix import FeatureMatrix
+from hvae_tf.features.genome import genome_features
+from hvae_tf.features.genre import genre_features
+from hvae_tf.features.imdb import imdb_features
+
+FEATURE_SETS = ("genre", "genome", "imdb")
+
+
+def build_features(
+    data: MovieLensData,
+    movie_ids,
+    name: str,
+    *,
+    genome_relevance: bool = False,
+    liwc_dic=None,
+    vad_lexicon=None,
+    word_vectors=None,
+    word_vector_dim: int = 300,
+    seed: int = 0,
+    progress: bool = True,
+) -> FeatureMatrix:
+    """The `name` feature set for `movie_ids` (row i = movie_ids[i]); options of other sets are ignored."""
+    if name == "genre":
+        return genre_features(data, movie_ids)
+    if name == "genome":
+        return genome_features(data, movie_ids, relevance=genome_relevance)
+    if name == "imdb":
+        return imdb_features(
+            data, movie_ids, liwc_dic=liwc_dic, vad_lexicon=vad_lexicon, word_vectors=word_vectors,
+            word_vector_dim=word_vector_dim, seed=seed, progress=progress,
+        )
+    raise ValueError(
+        f"unknown feature set {name!r} (--features): choose one of {', '.join(FEATURE_SETS)}; "
+        "the random control is `random_embeddings`, it has no features"
+    )

@@ -1,0 +1,1 @@
+"""Training orchestration: configuration, distribution strategy, callbacks, export for TF Serving."""

@@ -1,0 +1,140 @@
+"""One training run, start to end: data, embeddings, model.fit under a strategy, outputs.
+
+The run folder holds everything needed to trust and reuse the run: config.json (refused if another
+configuration already lives there), TensorBoard logs, the best checkpoint by validation NDCG@100,
+the BackupAndRestore state that lets a killed run resume, and metrics.json.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from hvae_tf.data import pipeline, prepare
+from hvae_tf.embeddings import movie_embeddings
+from hvae_tf.io import write_atomic
+from hvae_tf.models import HybridVAE, StandardVAE
+from hvae_tf.training import callbacks as hvae_callbacks
+from hvae_tf.training.config import TrainConfig
+from hvae_tf.training.export import export_for_serving
+from hvae_tf.training.strategy import is_chief, make_strategy
+
+
+def claim_run_dir(cfg: TrainConfig) -> Path:
+    """The run folder for this configuration; one holding another configuration is refused."""
+    run = cfg.run_path
+    saved = run / "config.json"
+    if saved.exists():
+        previous = TrainConfig.from_json(saved.read_text())
+        diff = previous.differences(cfg)
+        if diff:
+            listing = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in sorted(diff.items()))
+            raise ValueError(
+                f"--run-dir {run} holds a run with another configuration ({listing}); "
+                "pass another --run-dir, or delete that folder to start over"
+            )
+    write_atomic(saved, cfg.to_json())
+    return run
+
+
+def build_model(cfg: TrainConfig, n_movies: int, embeddings):
+    common = dict(
+        hidden_dim=cfg.hidden_dim, latent_dim=cfg.latent_dim, likelihood=cfg.likelihood,
+        dropout=cfg.dropout, normalize_input=cfg.normalize_input,
+        anneal_steps=cfg.anneal_steps, anneal_cap=cfg.anneal_cap, seed=cfg.seed,
+    )
+    if embeddings is None:
+        return StandardVAE(n_movies=n_movies, **common)
+    return HybridVAE(
+        movie_embeddings=embeddings, approach=cfg.approach,
+        trainable_embeddings=cfg.trainable_embeddings, **common,
+    )
+
+
+def describe(cfg: TrainConfig, split, embeddings, model) -> str:
+    feats = "none (Standard-VAE)" if embeddings is None else (
+        f"{cfg.features} -> {embeddings.shape[1]}-d movie embeddings, approach {cfg.approach}"
+        + (", trainable" if cfg.trainable_embeddings else ", frozen")
+    )
+    return (
+        f"data {cfg.dataset}/{cfg.protocol} fold {cfg.fold}: {split.train.shape[0]:,} train users, "
+        f"{split.n_movies:,} movies, {split.train.nnz:,} clicks | features {feats} | model "
+        f"[{split.n_movies}-{cfg.hidden_dim}-{cfg.latent_dim}-{cfg.hidden_dim}-{split.n_movies}] "
+        f"{cfg.likelihood}, {model.count_params():,} parameters"
+    )
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Train as configured; returns the metrics also written to metrics.json."""
+    keras.utils.set_random_seed(cfg.seed)
+    if cfg.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    strategy = make_strategy(cfg.strategy)
+    chief = is_chief()
+    run = claim_run_dir(cfg) if chief else Path(tempfile.mkdtemp(prefix="hvae-worker-"))
+
+    data, split = prepare.prepare(cfg, verbose=chief)
+    embeddings = movie_embeddings(cfg, data, split)
+    train_ds = pipeline.padded_batches(split.train, cfg.batch_size, seed=cfg.seed)
+
+    with strategy.scope():
+        model = build_model(cfg, split.n_movies, embeddings)
+        model.compile(optimizer=keras.optimizers.Adam(cfg.lr), jit_compile=False)
+        model(next(iter(train_ds)))  # build inside the scope, before fit (DESIGN.md section 3)
+    if chief:
+        print(describe(cfg, split, embeddings, model))
+
+    best = run / "checkpoints" / "best.weights.h5"
+    best.parent.mkdir(parents=True, exist_ok=True)
+    ranking = hvae_callbacks.RankingMetrics(
+        split.validation.fold_in, split.validation.held_out, history_path=run / "validation.json"
+    )
+    previous_best = ranking.best()
+    nan_stop = hvae_callbacks.StopOnNaN(str(best))
+    history = model.fit(
+        train_ds,
+        epochs=cfg.epochs,
+        verbose=cfg.verbose,
+        shuffle=False,  # the pipeline shuffles, seeded
+        callbacks=[
+            hvae_callbacks.ScalarLogs(),  # first: the others read its plain floats
+            nan_stop,
+            ranking,  # before TensorBoard and the checkpoint: they read its values from `logs`
+            keras.callbacks.TensorBoard(log_dir=str(run / "logs"), update_freq="epoch"),
+            keras.callbacks.ModelCheckpoint(
+                str(best), monitor="val_ndcg_100", mode="max",
+                save_best_only=True, save_weights_only=True,
+                # After a resume, only an epoch better than those before the crash replaces it.
+                initial_value_threshold=previous_best["val_ndcg_100"] if previous_best else None,
+            ),
+            keras.callbacks.BackupAndRestore(str(run / "backup")),
+        ],
+    )
+    if nan_stop.message:
+        raise FloatingPointError(nan_stop.message)
+
+    model.load_weights(str(best))
+    final = ranking.compute()
+    metrics = {
+        "model_name": cfg.model_name,
+        "epochs": len(history.history.get("loss", [])),
+        "best_epoch": ranking.best()["epoch"],
+        "validation": final,
+        "history": ranking.history,
+    }
+    if chief:
+        write_atomic(run / "metrics.json", json.dumps(metrics, indent=2))
+        exported = export_for_serving(
+            model, split.movie_ids, cfg.export_dir, cfg.model_name,
+            k=cfg.export_k, version=cfg.export_version,
+        )
+        metrics["export"] = str(exported)
+        print(f"validation {final} | SavedModel {exported} | run folder {run}")
+    else:
+        shutil.rmtree(run, ignore_errors=True)
+    return metrics

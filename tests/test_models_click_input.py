@@ -1,0 +1,119 @@
+"""The first layers: sparse click input from padded batches, and equality with the naive dense
+formulation of the H-VAE input (outputs and gradients)."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from hvae_tf.models.click_input import (
+    ClickDense,
+    CollapsedEmbeddingDense,
+    FlattenedEmbeddingDense,
+    click_matrix,
+    click_weights,
+)
+
+N_MOVIES, EMBEDDING_DIM, UNITS = 40, 3, 7
+
+
+def padded_batch(rng, n_users, max_len, n_movies=N_MOVIES):
+    batch = np.full((n_users, max_len), -1, np.int64)
+    for row in range(n_users):
+        k = rng.integers(0, max_len + 1)
+        batch[row, :k] = rng.choice(n_movies, k, replace=False)
+    batch[1] = -1  # a user with no clicks
+    return batch
+
+
+def dense_clicks(batch, n_movies=N_MOVIES):
+    x = np.zeros((len(batch), n_movies), np.float32)
+    for row, movies in enumerate(batch):
+        x[row, movies[movies >= 0]] = 1.0
+    return x
+
+
+def test_click_matrix_holds_the_listed_movies_and_skips_padding():
+    batch = padded_batch(np.random.default_rng(0), 6, 5)
+    clicks = click_matrix(batch, N_MOVIES)
+    assert clicks.dense_shape.numpy().tolist() == [6, N_MOVIES]
+    np.testing.assert_array_equal(tf.sparse.to_dense(tf.sparse.reorder(clicks)).numpy(), dense_clicks(batch))
+
+
+def test_click_matrix_rejects_an_index_outside_the_catalogue():
+    with pytest.raises(tf.errors.InvalidArgumentError, match="n_movies"):
+        click_matrix(np.array([[3, N_MOVIES]]), N_MOVIES)
+
+
+def test_click_weights_are_l2_normalised_then_inverted_dropout():
+    batch = padded_batch(np.random.default_rng(1), 8, 10)
+    clicks = click_matrix(batch, N_MOVIES)
+    x = dense_clicks(batch)
+    norms = np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-6)
+    kwargs = dict(normalize=True, dropout=0.5, seed_generator=keras.random.SeedGenerator(3))
+    at_inference = tf.sparse.to_dense(tf.sparse.reorder(click_weights(clicks, training=False, **kwargs)))
+    np.testing.assert_allclose(at_inference.numpy(), x / norms, rtol=1e-6)
+    in_training = click_weights(clicks, training=True, **kwargs)
+    in_training = tf.sparse.to_dense(tf.sparse.reorder(in_training)).numpy()
+    kept = in_training != 0
+    assert 0 < kept.sum() < x.sum()  # some clicks dropped, some kept
+    np.testing.assert_allclose(in_training[kept], (2 * x / norms)[kept], rtol=1e-6)
+    assert not (kept & (x == 0)).any()
+
+
+def naive_first_layer(layer, weights_dense):
+    """The paper's formulation: the batch x N x d input x'_u = <c_ui e_i>, then the Dense layers."""
+    if isinstance(layer, FlattenedEmbeddingDense):
+        x_prime = weights_dense[:, :, None] * layer.movie_embeddings[None, :, :]  # [batch, N, d]
+        flat = tf.reshape(x_prime, (-1, layer.n_movies * layer.embedding_dim))
+        return tf.tanh(flat @ layer.kernel + layer.bias)
+    if isinstance(layer, CollapsedEmbeddingDense):
+        x_prime = weights_dense[:, :, None] * layer.movie_embeddings[None, :, :]
+        collapsed = tf.squeeze(x_prime @ layer.collapse_kernel, -1)  # Dense(1) per movie: [batch, N]
+        return tf.tanh(collapsed @ layer.kernel + layer.bias)
+    return tf.tanh(weights_dense @ layer.kernel + layer.bias)
+
+
+@pytest.mark.parametrize("kind", ["standard", "approach 1", "approach 2"])
+def test_sparse_first_layer_equals_naive_dense_formulation(kind):
+    rng = np.random.default_rng(2)
+    embeddings = rng.normal(size=(N_MOVIES, EMBEDDING_DIM)).astype(np.float32)
+    if kind == "standard":
+        layer = ClickDense(N_MOVIES, UNITS, seed=0)
+    elif kind == "approach 1":
+        layer = FlattenedEmbeddingDense(embeddings, UNITS, trainable_embeddings=True, seed=0)
+    else:
+        layer = CollapsedEmbeddingDense(embeddings, UNITS, trainable_embeddings=True, seed=0)
+    layer.build()
+    layer.bias.assign(rng.normal(size=UNITS).astype(np.float32))  # a zero bias would hide mistakes
+    clicks = click_matrix(padded_batch(rng, 9, 12), N_MOVIES)
+    weights = click_weights(
+        clicks, normalize=True, dropout=0.3, seed_generator=keras.random.SeedGenerator(0), training=True
+    )
+    weights_dense = tf.sparse.to_dense(tf.sparse.reorder(weights))
+    upstream = tf.constant(rng.normal(size=(9, UNITS)), tf.float32)
+
+    def outputs_and_gradients(forward):
+        with tf.GradientTape() as tape:
+            out = forward()
+            objective = tf.reduce_sum(out * upstream)
+        return out, tape.gradient(objective, layer.trainable_weights)
+
+    efficient, efficient_grads = outputs_and_gradients(lambda: layer(weights))
+    naive, naive_grads = outputs_and_gradients(lambda: naive_first_layer(layer, weights_dense))
+    # kernel and bias, + the embeddings (approach 1), + the collapse kernel (approach 2)
+    expected_weights = {"standard": 2, "approach 1": 3, "approach 2": 4}[kind]
+    assert len(efficient_grads) == expected_weights
+    np.testing.assert_allclose(efficient.numpy(), naive.numpy(), rtol=1e-5, atol=1e-6)
+    for variable, got, want in zip(layer.trainable_weights, efficient_grads, naive_grads):
+        np.testing.assert_allclose(
+            tf.convert_to_tensor(got).numpy(), tf.convert_to_tensor(want).numpy(), rtol=1e-4, atol=1e-6,
+            err_msg=variable.path,
+        )
+
+
+def test_frozen_embeddings_are_not_trainable():
+    layer = FlattenedEmbeddingDense(np.ones((N_MOVIES, EMBEDDING_DIM)), UNITS)
+    layer.build()
+    assert [w.name for w in layer.trainable_weights] == ["kernel", "bias"]
+    np.testing.assert_array_equal(layer.movie_embeddings.numpy(), np.ones((N_MOVIES, EMBEDDING_DIM)))

@@ -1,0 +1,154 @@
+"""The protocols on real ml-1m (counts derived here from the raw table) and on generated tables."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from hvae_tf.data.protocols import Split, binarise, make_split
+from hvae_tf.data.schema import MovieLensData
+
+
+@pytest.fixture(scope="module")
+def ml1m(shared_data) -> MovieLensData:
+    """ml-1m through a stand-in reader (ratings.csv has no timestamp; movies.dat is '::' separated)."""
+    ratings = pd.read_csv(shared_data / "ml-1m" / "ratings.csv").astype(
+        {"userId": np.int64, "movieId": np.int64, "rating": np.float32})
+    ratings["timestamp"] = np.int64(-1)
+    movies = pd.read_csv(shared_data / "ml-1m" / "movies.dat", sep="::", engine="python",
+                         encoding="iso-8859-1", names=["movieId", "title", "genres"])
+    links = pd.read_csv(shared_data / "ml-1m" / "links.csv", dtype={"imdbId": str})
+    with open(shared_data / "ml-1m" / "omdb.jsonl", encoding="utf-8") as f:
+        omdb_ids = {json.loads(line)["imdbID"] for line in f if line.strip()}
+    imdb = dict(zip(links["movieId"], "tt" + links["imdbId"]))
+    movies["imdbId"] = movies["movieId"].map(imdb).fillna("")
+    movies["has_omdb"] = movies["imdbId"].isin(omdb_ids)
+    return MovieLensData("1m", ratings, movies, [])
+
+
+@pytest.fixture(scope="module")
+def liang_1m(ml1m) -> Split:
+    return make_split(ml1m, "liang", heldout_users=0.1)
+
+
+def _user_clicks(data: MovieLensData, user_id: int, movie_ids: np.ndarray) -> set:
+    """A user's clicks straight from the ratings table, as column numbers of `movie_ids`."""
+    r = data.ratings
+    mine = r.loc[(r.userId == user_id) & (r.rating > 3.5), "movieId"]
+    return {int(np.searchsorted(movie_ids, m)) for m in mine[mine.isin(movie_ids)]}
+
+
+def _row(matrix: sp.csr_matrix, i: int) -> set:
+    return set(matrix.indices[matrix.indptr[i]:matrix.indptr[i + 1]].tolist())
+
+
+def test_liang_on_ml1m_keeps_every_user_with_five_clicks_once(ml1m, liang_1m):
+    clicks = ml1m.ratings[ml1m.ratings.rating > 3.5].groupby("userId").size()
+    eligible = set(clicks.index[clicks >= 5])
+    parts = [set(liang_1m.train_user_ids), set(liang_1m.validation.user_ids), set(liang_1m.test.user_ids)]
+    assert set.union(*parts) == eligible
+    assert sum(map(len, parts)) == len(eligible)  # no user in two splits
+    assert liang_1m.validation.n_users == liang_1m.test.n_users == round(0.1 * len(eligible))
+    print("\n" + liang_1m.summary())
+
+
+def test_liang_movie_index_is_what_training_users_clicked(ml1m, liang_1m):
+    r = ml1m.ratings
+    trained = r[(r.rating > 3.5) & r.userId.isin(liang_1m.train_user_ids)]
+    np.testing.assert_array_equal(liang_1m.movie_ids, np.unique(trained.movieId))
+    assert np.all(np.diff(liang_1m.train.tocsc().indptr) > 0)  # every column has a training click
+    assert liang_1m.train.nnz == len(trained)
+    assert liang_1m.train.shape == (len(liang_1m.train_user_ids), liang_1m.n_movies)
+
+
+def test_fold_in_and_held_out_partition_each_users_restricted_clicks(ml1m, liang_1m):
+    part = liang_1m.test
+    lengths = np.diff(part.full.indptr)
+    hidden = np.diff(part.held_out.indptr)
+    assert part.fold_in.multiply(part.held_out).nnz == 0
+    np.testing.assert_array_equal(hidden, np.where(lengths >= 5, np.floor(0.2 * lengths), 0))
+    assert 0.18 < part.held_out.nnz / part.full.nnz <= 0.2
+    for i in np.random.default_rng(0).choice(part.n_users, 25, replace=False):
+        assert _row(part.full, i) == _user_clicks(ml1m, part.user_ids[i], liang_1m.movie_ids)
+    # held out at random, not the user's first movies
+    first = [sorted(_row(part.full, i))[:hidden[i]] == sorted(_row(part.held_out, i)) for i in range(50)]
+    assert not all(first)
+
+
+def test_same_seed_and_fold_repeat_and_folds_differ(ml1m, liang_1m):
+    again = make_split(ml1m, "liang", heldout_users=0.1)
+    assert (again.test.held_out != liang_1m.test.held_out).nnz == 0
+    np.testing.assert_array_equal(again.validation.user_ids, liang_1m.validation.user_ids)
+    other = make_split(ml1m, "liang", heldout_users=0.1, fold=1)
+    overlap = np.intersect1d(other.test.user_ids, liang_1m.test.user_ids)
+    assert len(overlap) < 0.3 * liang_1m.test.n_users  # ~10% expected by chance
+
+
+def test_paper_protocol_uses_movies_with_omdb_information(ml1m):
+    split = make_split(ml1m, "paper", heldout_users=500)
+    expected = np.sort(ml1m.movies.loc[ml1m.movies.has_omdb, "movieId"].to_numpy())
+    np.testing.assert_array_equal(split.movie_ids, expected)
+    users = np.concatenate([split.train_user_ids, split.validation.user_ids, split.test.user_ids])
+    assert len(users) + split.dropped_train_users == ml1m.ratings.userId.nunique()
+    assert split.validation.n_users == split.test.n_users == 500
+
+
+def _generated(n_users=40, n_movies=12, with_omdb=True, seed=0) -> MovieLensData:
+    rng = np.random.default_rng(seed)
+    rows = [(u, m, float(rng.integers(1, 6))) for u in range(1, n_users + 1)
+            for m in rng.choice(np.arange(1, n_movies + 1), rng.integers(1, n_movies), replace=False)]
+    ratings = pd.DataFrame(rows, columns=["userId", "movieId", "rating"])
+    ratings.loc[ratings.userId == 1, "rating"] = 1.0  # user 1 never clicks
+    ratings["timestamp"] = -1
+    movies = pd.DataFrame({"movieId": np.arange(1, n_movies + 3),  # two movies nobody rated
+                           "has_omdb": with_omdb & (np.arange(1, n_movies + 3) % 4 != 0)})
+    return MovieLensData("generated", ratings, movies, [])
+
+
+def test_paper_protocol_without_omdb_keeps_whole_catalogue_and_counts_silent_users():
+    data = _generated(with_omdb=False)
+    split = make_split(data, "paper", heldout_users=8)
+    np.testing.assert_array_equal(split.movie_ids, data.movies.movieId)
+    clicks_per_user = data.ratings.assign(click=data.ratings.rating > 3.5).groupby("userId").click.sum()
+    silent = int((clicks_per_user == 0).sum())
+    assert silent >= 1 and 1 not in split.train_user_ids
+    held_out_silent = split.validation.n_without_clicks + split.test.n_without_clicks
+    assert split.dropped_train_users + held_out_silent == silent
+    with_omdb = make_split(_generated(with_omdb=True), "paper", heldout_users=8)
+    assert set(with_omdb.movie_ids) == {m for m in data.movies.movieId if m % 4 != 0}
+
+
+def test_binarise_keeps_ratings_above_threshold_once():
+    ratings = pd.DataFrame({"userId": [2, 1, 1, 1], "movieId": [5, 3, 3, 4], "rating": [4.0, 3.5, 5.0, 4.0]})
+    assert binarise(ratings).values.tolist() == [[1, 3], [1, 4], [2, 5]]
+    assert binarise(ratings, threshold=3.0).shape == (4 - 1, 2)  # the duplicate (1, 3) counts once
+
+
+def test_save_load_round_trip_is_atomic(tmp_path, liang_1m):
+    path = liang_1m.save(tmp_path / "splits" / "liang0.npz")
+    assert [p.name for p in path.parent.iterdir()] == ["liang0.npz"]  # no temporary left
+    loaded = Split.load(path)
+    assert loaded.summary() == liang_1m.summary() and loaded.settings == liang_1m.settings
+    for a, b in [(loaded.train, liang_1m.train), (loaded.test.fold_in, liang_1m.test.fold_in),
+                 (loaded.validation.held_out, liang_1m.validation.held_out)]:
+        assert a.shape == b.shape and (a != b).nnz == 0 and a.dtype == np.float32
+    np.savez(tmp_path / "other.npz", x=np.zeros(3))
+    with pytest.raises(ValueError, match="other.npz is not a split file"):
+        Split.load(tmp_path / "other.npz")
+    (tmp_path / "broken.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="broken.npz"):
+        Split.load(tmp_path / "broken.npz")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(protocol="strong"), "choose one of liang, paper"),
+    (dict(threshold=5.0), "threshold 5.0 leaves no clicks"),
+    (dict(heldout_users=20), "cannot hold out 20 validation and 20 test users out of"),
+    (dict(heldout_users=0.5), r"fraction must be in \(0, 0.5\)"),
+    (dict(fold=-1), "fold must be a non-negative integer"),
+])
+def test_bad_arguments_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        make_split(_generated(), **{"protocol": "liang", **kwargs})

@@ -1,0 +1,20 @@
+"""Train a Standard-VAE or Hybrid-VAE: `python train.py --features genome --approach 1`."""
+
+import sys
+
+from hvae_tf.training.config import parse_args
+from hvae_tf.training.run import train
+
+
+def main(argv=None) -> int:
+    cfg = parse_args(argv)
+    try:
+        train(cfg)
+    except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError) as error:
+        print(f"train.py: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
