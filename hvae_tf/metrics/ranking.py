@@ -31,9 +31,13 @@ def rank_top_k(scores, k: int, exclude: sp.csr_matrix | None = None) -> np.ndarr
 
 
 def _hits(top: np.ndarray, held_out: sp.csr_matrix) -> np.ndarray:
-    """hits[u, r] = 1 when the r-th ranked movie of user u is held out (only this batch is dense)."""
-    truth = held_out.astype(bool).toarray()
-    return np.take_along_axis(truth, top, axis=1)
+    """hits[u, r] = 1 when the r-th ranked movie of user u is held out (only this batch is dense).
+
+    A -1 in `top` (a served model that had fewer than k movies to offer) is never a hit.
+    """
+    truth = np.zeros((held_out.shape[0], held_out.shape[1] + 1), dtype=bool)
+    truth[:, :-1] = held_out.astype(bool).toarray()
+    return np.take_along_axis(truth, np.where(top < 0, held_out.shape[1], top), axis=1)
 
 
 def recall_at_k(top: np.ndarray, held_out: sp.csr_matrix, k: int) -> np.ndarray:
@@ -71,14 +75,35 @@ def score_users(
     """
     recall_ks, ndcg_ks = tuple(recall_ks), tuple(ndcg_ks)
     depth = max(recall_ks + ndcg_ks)
+
+    def top_lists(batch_in):
+        scores = score_fn(padded_indices(batch_in))
+        return rank_top_k(scores, depth, exclude=batch_in if mask_inputs else None)
+
+    return score_top_lists(top_lists, inputs, held_out, recall_ks=recall_ks, ndcg_ks=ndcg_ks,
+                           batch_size=batch_size)
+
+
+def score_top_lists(
+    top_fn: Callable[[sp.csr_matrix], np.ndarray],
+    inputs: sp.csr_matrix,
+    held_out: sp.csr_matrix,
+    *,
+    recall_ks: Iterable[int] = (20, 50),
+    ndcg_ks: Iterable[int] = (100,),
+    batch_size: int = 1000,
+) -> dict[str, np.ndarray]:
+    """Per-user metrics from a ranker that returns top lists (column indices, -1 for none).
+
+    Used directly for a served model, whose answer is already the top-k list.
+    """
+    recall_ks, ndcg_ks = tuple(recall_ks), tuple(ndcg_ks)
     n = inputs.shape[0]
     out = {f"recall@{k}": np.empty(n) for k in recall_ks}
     out.update({f"ndcg@{k}": np.empty(n) for k in ndcg_ks})
     for start in range(0, n, batch_size):
         rows = slice(start, min(start + batch_size, n))
-        batch_in, batch_true = inputs[rows], held_out[rows]
-        scores = score_fn(padded_indices(batch_in))
-        top = rank_top_k(scores, depth, exclude=batch_in if mask_inputs else None)
+        top, batch_true = top_fn(inputs[rows]), held_out[rows]
         for k in recall_ks:
             out[f"recall@{k}"][rows] = recall_at_k(top, batch_true, k)
         for k in ndcg_ks:

@@ -91,12 +91,14 @@ def _choice_error(parser: argparse.ArgumentParser, flag: str, value, allowed) ->
     parser.error(f"{flag} {value!r} is not one of {', '.join(map(str, allowed))}")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    """train.py's flags; evaluate.py's grid takes the same ones (add_help=False for a parent)."""
     defaults = TrainConfig()
     p = argparse.ArgumentParser(
         prog="train.py",
         description="Train a Standard-VAE or Hybrid-VAE on MovieLens and export it for TF Serving.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        add_help=add_help,
     )
     data = p.add_argument_group("data")
     data.add_argument("--dataset", choices=DATASETS, default=defaults.dataset,
@@ -156,7 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_args(argv=None) -> TrainConfig:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    return config_from_args(parser, parser.parse_args(argv))
+
+
+def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> TrainConfig:
+    """Check the flags together (parser.error names the flag) and make the config."""
     checks = [
         (args.epochs < 1, "--epochs must be at least 1"),
         (args.batch_size < 1, "--batch-size must be at least 1"),
@@ -177,4 +183,6 @@ def parse_args(argv=None) -> TrainConfig:
     heldout = args.heldout_users
     if heldout is not None and heldout >= 1:
         heldout = int(heldout)
-    return TrainConfig(**{**vars(args), "heldout_users": heldout})
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    values = {k: v for k, v in vars(args).items() if k in known}
+    return TrainConfig(**{**values, "heldout_users": heldout})

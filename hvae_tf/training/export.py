@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 SIGNATURE_INPUT = "movie_ids"
+CONFIG_ASSET = "hvae_config.json"
 
 
 class RecommenderModule(tf.Module):
@@ -75,7 +76,7 @@ def next_version(model_dir: Path) -> int:
 
 def export_for_serving(
     model, movie_ids: np.ndarray, export_dir: str | os.PathLike, name: str, *,
-    k: int = 100, version: int | None = None,
+    k: int = 100, version: int | None = None, config_json: str | None = None,
 ) -> Path:
     """Write `<export_dir>/<name>/<version>/` atomically: a temp folder beside it, then a rename.
 
@@ -92,6 +93,9 @@ def export_for_serving(
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_dir))
     try:
         tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.recommend})
+        if config_json is not None:  # lets evaluate.py find the split the model was trained on
+            (tmp / "assets.extra").mkdir(exist_ok=True)
+            (tmp / "assets.extra" / CONFIG_ASSET).write_text(config_json)
         os.replace(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

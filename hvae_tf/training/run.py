@@ -131,7 +131,7 @@ def train(cfg: TrainConfig) -> dict:
         write_atomic(run / "metrics.json", json.dumps(metrics, indent=2))
         exported = export_for_serving(
             model, split.movie_ids, cfg.export_dir, cfg.model_name,
-            k=cfg.export_k, version=cfg.export_version,
+            k=cfg.export_k, version=cfg.export_version, config_json=cfg.to_json(),
         )
         metrics["export"] = str(exported)
         print(f"validation {final} | SavedModel {exported} | run folder {run}")

@@ -1,0 +1,122 @@
+"""The paper's experiment grid on any release: Standard-VAE, H-VAE with random, genre, genome and
+IMDb embeddings, approaches 1 and 2, three folds, with Popularity and EASE on the same splits.
+
+Each cell is an ordinary train.py run in `<out>/runs/`, so a grid that stopped half-way picks up
+where it was: finished runs and evaluations are reused, not retrained.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+
+from hvae_tf.baselines import EASE, Popularity
+from hvae_tf.data import prepare
+from hvae_tf.evaluation import harness
+from hvae_tf.evaluation.schemes import SCHEMES
+from hvae_tf.evaluation.significance import compare, load_per_user
+from hvae_tf.evaluation.tables import STANDARD_VAE, Result, model_label, table1, table2
+from hvae_tf.io import write_atomic
+from hvae_tf.training.config import TrainConfig
+
+FEATURE_SETS = ("random", "genre", "genome", "imdb")
+
+
+def grid_cells(data, feature_sets=FEATURE_SETS, approaches=(1, 2)) -> list[tuple[str, int]]:
+    """(features, approach) pairs this release can run: genome needs genome files, imdb OMDb data."""
+    usable = {"random": True, "genre": True, "genome": data.has_genome, "imdb": data.has_omdb}
+    cells = [("none", 1)]
+    cells += [(f, a) for f in feature_sets if usable[f] for a in approaches]
+    return cells
+
+
+def cell_label(features: str, approach: int, approaches) -> str:
+    if features == "none":
+        return STANDARD_VAE
+    return model_label(features, approach if len(approaches) > 1 else None)
+
+
+def run_cell(base: TrainConfig, out: Path, fold: int, features: str, approach: int) -> Path:
+    """Train one grid cell unless its run folder already has metrics.json."""
+    import keras
+
+    from hvae_tf.training.run import train
+
+    cfg = dataclasses.replace(base, fold=fold, features=features, approach=approach)
+    cfg = dataclasses.replace(cfg, run_dir=str(out / "runs" / cfg.model_name),
+                              export_dir=str(out / "saved_models"))
+    if not (Path(cfg.run_dir) / "metrics.json").exists():
+        keras.backend.clear_session()
+        train(cfg)
+    return Path(cfg.run_dir)
+
+
+def baseline_folders(base: TrainConfig, out: Path, fold: int) -> dict[str, Path]:
+    """Popularity and EASE (L2 weight chosen on validation users) on the fold's test users."""
+    cfg = dataclasses.replace(base, fold=fold)
+    folders = {name: out / "baselines" / f"fold{fold}" / name for name in ("Popularity", "EASE")}
+    if all((f / harness.SUMMARY).exists() for f in folders.values()):
+        return folders
+    _, split = prepare.prepare(cfg, verbose=False)
+    popularity = Popularity().fit(split.train)
+    ease, l2_table = EASE.tuned(split.train, split.validation.fold_in, split.validation.held_out)
+    for name, model in (("Popularity", popularity), ("EASE", ease)):
+        extra = {"l2": ease.l2, "validation_ndcg@100": {str(k): v for k, v in l2_table.items()}}
+        harness.evaluate_scorer(model.scores, split.test, folders[name],
+                                metadata={"model": name, "fold": fold,
+                                          **(extra if name == "EASE" else {})})
+    return folders
+
+
+def collect(folders: dict[tuple[str, int], Path], reference=STANDARD_VAE) -> list[Result]:
+    """Result records from evaluation folders, with paired tests against the reference per fold."""
+    records = []
+    for (label, fold), folder in folders.items():
+        for scheme in SCHEMES:
+            mine = load_per_user(harness.scheme_file(folder, scheme))
+            ref_folder = folders.get((reference, fold))
+            ref = load_per_user(harness.scheme_file(ref_folder, scheme)) if ref_folder and label != reference else None
+            for metric in mine.metrics:
+                values = mine.metrics[metric]
+                test = compare(mine, ref, metric) if ref is not None else None
+                records.append(Result(label, scheme, fold, metric, float(np.nanmean(values)),
+                                      test.p_t if test else None, test.p_w if test else None))
+    return records
+
+
+def run_grid(base: TrainConfig, out: str | Path, folds=(0, 1, 2), feature_sets=FEATURE_SETS,
+             approaches=(1, 2), split_name: str = "test") -> dict[str, Path]:
+    """Train, evaluate and tabulate the grid; returns the written table files."""
+    out = Path(out)
+    data, _ = prepare.prepare(dataclasses.replace(base, fold=folds[0]), verbose=True)
+    cells = grid_cells(data, feature_sets, approaches)
+    total = len(folds) * (len(cells) + 1)
+    folders: dict[tuple[str, int], Path] = {}
+    done = 0
+    for fold in folds:
+        for features, approach in cells:
+            done += 1
+            label = cell_label(features, approach, approaches)
+            print(f"[grid {done}/{total}] fold {fold}: {label}", flush=True)
+            run = run_cell(base, out, fold, features, approach)
+            harness.evaluate_run(run, split_name)
+            folders[(label, fold)] = harness.evaluation_folder(run, split_name, True)
+        done += 1
+        print(f"[grid {done}/{total}] fold {fold}: Popularity and EASE", flush=True)
+        for name, folder in baseline_folders(base, out, fold).items():
+            folders[(name, fold)] = folder
+    records = collect(folders)
+    written = {}
+    tables = [("table2", table2(records, approach=approaches[0]))]
+    if len(approaches) > 1:
+        tables.append(("table1", table1(records, [f for f in feature_sets
+                                                   if any(c[0] == f for c in cells)])))
+    for stem, table in tables:
+        md, csv = table.write(out / stem)
+        written[stem] = md
+        print(md.read_text())
+    write_atomic(out / "records.json", json.dumps([dataclasses.asdict(r) for r in records], indent=1))
+    return written
