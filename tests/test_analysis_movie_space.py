@@ -74,3 +74,24 @@ def test_pictures_are_written(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["movies.png", "shift.png"]
     with pytest.raises(ValueError, match="PNG"):
         plot_movie_clusters(result, blobs, tmp_path / "movies.jpg")
+
+
+def test_neighbour_genre_agreement_high_for_genre_blobs_and_chance_for_random():
+    rng = np.random.default_rng(3)
+    genres = [("Comedy",), ("Drama",), ("Horror",)] * 100
+    centres = {"Comedy": (0, 0, 0), "Drama": (5, 0, 0), "Horror": (0, 5, 0)}
+    blobs = np.array([centres[g[0]] for g in genres]) + rng.normal(0, 0.5, (300, 3))
+    from hvae_tf.analysis import neighbour_genre_agreement
+
+    assert neighbour_genre_agreement(blobs, genres, k=10) > 0.95
+    chance = neighbour_genre_agreement(rng.normal(size=(300, 3)), genres, k=10)
+    assert 0.2 < chance < 0.5  # three equal genres: about one in three
+
+
+def test_neighbour_genre_agreement_excludes_the_movie_itself():
+    from hvae_tf.analysis import neighbour_genre_agreement
+
+    # Two movies per genre at the same point: the only other neighbour at k=1 is the twin.
+    points = np.repeat(np.eye(3), 2, axis=0)
+    genres = [("A",), ("A",), ("B",), ("B",), ("C",), ("C",)]
+    assert neighbour_genre_agreement(points, genres, k=1) == 1.0

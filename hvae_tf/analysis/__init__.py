@@ -7,6 +7,7 @@ from hvae_tf.analysis.movie_space import (  # noqa: F401
     MovieClusters,
     embedding_shift,
     movie_clusters,
+    neighbour_genre_agreement,
     plot_before_after,
     plot_movie_clusters,
 )
