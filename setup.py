@@ -38,7 +38,8 @@ setup(
     include_package_data=True,
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        "test": ["pytest>=7.4", "pytest-timeout>=2.2"],
+        # tfds.testing imports dill (tensorflow-datasets does not declare it).
+        "test": ["pytest>=7.4", "pytest-timeout>=2.2", "dill"],
         # CUDA libraries for TensorFlow on Linux GPUs.
         "gpu": ["tensorflow[and-cuda]>=2.16,<2.22"],
     },

@@ -1,0 +1,100 @@
+"""load_movielens: building the TFDS dataset from the real ml-1m / latest-small and reading it back."""
+
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hvae_tf.data import loading, readers
+from tf_datasets import hvae_movielens
+from tf_datasets.hvae_movielens import HvaeMovielens
+
+
+@pytest.fixture(scope="session")
+def tfds_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("tfds")
+
+
+@pytest.fixture(scope="session")
+def ml1m(shared_data, tfds_dir):
+    """The real ml-1m, built once per session through the builder from its manual dir."""
+    return loading.load_movielens("1m", data_dir=tfds_dir, manual_dir=shared_data / "ml-1m")
+
+
+def test_1m_counts(ml1m):
+    # Facts about the real files (ratings.csv there has no timestamps).
+    ratings = ml1m.ratings
+    assert len(ratings) == 1_000_209
+    assert ratings.userId.nunique() == 6_040
+    assert ratings.movieId.nunique() == 3_706
+    assert int((ratings.rating > 3.5).sum()) == 575_281
+    assert ml1m.movies.has_omdb.sum() > 3_800
+    assert (ratings.timestamp == -1).all()
+    assert not ml1m.has_genome and ml1m.genome_tags == []
+
+
+def _assert_same_data(loaded, read):
+    pd.testing.assert_frame_equal(loaded.ratings, read.ratings)
+    pd.testing.assert_frame_equal(loaded.movies.drop(columns="genome_relevance"),
+                                  read.movies.drop(columns="genome_relevance"))
+    assert all(np.array_equal(a, b) for a, b in
+               zip(loaded.movies.genome_relevance, read.movies.genome_relevance))
+    assert loaded.genome_tags == read.genome_tags
+
+
+def test_1m_round_trip_equals_the_raw_files(ml1m, shared_data):
+    _assert_same_data(ml1m, readers.read_release("1m", shared_data / "ml-1m"))
+
+
+def test_built_dataset_is_reused_without_the_raw_files(ml1m, tfds_dir):
+    with mock.patch.object(HvaeMovielens, "download_and_prepare",
+                           side_effect=AssertionError("rebuilt")):
+        again = loading.load_movielens("1m", data_dir=tfds_dir)
+    assert len(again.ratings) == len(ml1m.ratings)
+    assert "1,000,209 ratings, 6,040 users" in loading.summary(again)
+
+
+def test_latest_small_users(shared_data, tfds_dir):
+    # Only the users config: building latest-small's 9,742 movies costs 10 s and adds nothing
+    # that ml-1m's movies do not already test.
+    builder = loading.built_builder("latest-small", "users", tfds_dir,
+                                    shared_data / "ml-latest-small")
+    ratings = loading.ratings_from_builder(builder)
+    assert len(ratings) == 100_836
+    assert ratings.userId.nunique() == 610
+    pd.testing.assert_frame_equal(
+        ratings, readers.read_ratings("latest-small", shared_data / "ml-latest-small"))
+
+
+def test_genome_round_trip(tmp_path):
+    """The dummy 20m release (with genome) survives the build: vectors and tag names."""
+    dummy = Path(hvae_movielens.__file__).parent / "dummy_data" / "extracted"
+    data = loading.load_movielens("20m", data_dir=tmp_path, manual_dir=dummy)
+    _assert_same_data(data, readers.read_release("20m", dummy))
+    assert data.has_genome and len(data.genome_tags) == 3
+
+
+def test_wrong_manual_dir_fails_before_building(tmp_path):
+    (tmp_path / "manual").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"no MovieLens 1m release in .*ml-1m\.zip"):
+        loading.load_movielens("1m", data_dir=tmp_path / "tfds", manual_dir=tmp_path / "manual")
+    assert not (tmp_path / "tfds").exists()
+
+
+def test_unknown_release():
+    with pytest.raises(ValueError, match="unknown MovieLens release '10m'"):
+        loading.load_movielens("10m")
+
+
+def test_offline_without_manual_dir_fails_at_once_naming_both_ways(tmp_path):
+    with mock.patch("urllib.request.getproxies", return_value={}), \
+            mock.patch("socket.getaddrinfo", side_effect=OSError("Name or service not known")), \
+            mock.patch.object(HvaeMovielens, "download_and_prepare",
+                              side_effect=AssertionError("TFDS would retry for minutes")), \
+            pytest.raises(RuntimeError) as error:
+        loading.load_movielens("latest-small", data_dir=tmp_path)
+    message = str(error.value)
+    assert "https://files.grouplens.org/datasets/movielens/ml-latest-small.zip" in message
+    assert "internet" in message and "manual dir" in message
