@@ -41,8 +41,11 @@ PEAK = "; import resource; print('PEAK_KIB', resource.getrusage(resource.RUSAGE_
 def run_stage(code: str) -> tuple[float, float]:
     """Wall seconds and the stage process's own peak RSS in GiB."""
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", code + PEAK], check=True,
-                         stdout=subprocess.PIPE, text=True).stdout
+    done = subprocess.run([sys.executable, "-c", code + PEAK], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+    if done.returncode:  # TF's and TFDS's chatter is only worth showing when the stage failed
+        sys.exit(f"stage failed:\n{done.stderr[-4000:]}")
+    out = done.stdout
     seconds = time.perf_counter() - start
     lines = out.strip().splitlines()
     print("\n".join(line for line in lines if not line.startswith("PEAK_KIB")))

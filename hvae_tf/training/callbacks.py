@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import keras
@@ -79,20 +80,84 @@ class RankingMetrics(keras.callbacks.Callback):
 
 
 class StopOnNaN(keras.callbacks.Callback):
-    """TerminateOnNaN that also names the step and where the last good weights are."""
+    """TerminateOnNaN that also names the step and where the last good weights are.
+
+    It raises (FloatingPointError) rather than setting `stop_training`: Keras still ends the epoch
+    after a stop, so the ranking callback would record, ModelCheckpoint could keep, and
+    BackupAndRestore would back up the NaN weights. Raising leaves the run folder as it was after
+    the last good epoch.
+    """
 
     def __init__(self, last_good: str):
         super().__init__()
         self.last_good = last_good
         self.message: str | None = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(np.asarray(loss).reshape(-1)[0])):
             step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+            where = (
+                f"the last good weights are in {self.last_good}" if Path(self.last_good).exists()
+                else f"no checkpoint was written yet ({self.last_good} comes at the end of an epoch)"
+            )
             self.message = (
                 f"loss became {float(np.asarray(loss).reshape(-1)[0])} at optimizer step {step} "
-                f"(batch {batch} of this epoch); the last good weights are in {self.last_good}. "
-                "Lower --lr, or check the input data."
+                f"(epoch {self._epoch + 1}, batch {batch}); {where}. "
+                "Lower --lr (with a new --run-dir), or check the input data."
             )
             self.model.stop_training = True
+            raise FloatingPointError(self.message)
+
+
+class ReplayEpochRandomness(keras.callbacks.Callback):
+    """Make epoch e's randomness the same whether or not the run was killed and resumed before it.
+
+    BackupAndRestore restores the weights and the optimizer, not the random streams: the seed
+    generators (dropout, latent noise) are not saved with the weights, and a tf.data shuffle draws
+    a new order per pass from a seed stream that restarts with the process. So each seed generator
+    is re-keyed from (its seed, epoch) at every epoch start, and a resumed run first draws, and
+    drops, the passes an uninterrupted run made before its first epoch. `dataset` is the one whose
+    `.repeat()` is fed to fit (one pass per epoch); the first epoch is known only here, after
+    BackupAndRestore's on_train_begin.
+    """
+
+    EPOCH_STRIDE = 1_000_003  # a large prime: generators with nearby seeds get distinct keys per epoch
+
+    def __init__(self, dataset):
+        super().__init__()
+        self.dataset = dataset
+        self._base_seeds = None
+
+    def _seed_states(self):
+        return [v for v in self.model.variables if v.name == "seed_generator_state"]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        states = self._seed_states()
+        if self._base_seeds is None:  # first epoch of this process: epoch > 0 after a resume
+            self._base_seeds = [int(np.asarray(v.numpy())[0]) for v in states]
+            for _ in range(epoch):
+                iter(self.dataset)
+        for state, base in zip(states, self._base_seeds):
+            key = (base + epoch * self.EPOCH_STRIDE) % 2**31
+            state.assign(np.array([key, 0], dtype=np.dtype(state.dtype)))
+
+
+class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """ModelCheckpoint that writes beside its file and renames: a kill mid-save keeps the last best."""
+
+    def _save_model(self, epoch, batch, logs):
+        final = Path(self.filepath)
+        partial = final.with_name(f".partial.{final.name}")  # keeps the .weights.h5 suffix Keras wants
+        partial.unlink(missing_ok=True)  # a crash's leftover must never be renamed into place
+        self.filepath = str(partial)
+        try:
+            super()._save_model(epoch, batch, logs)
+        finally:
+            self.filepath = str(final)
+        if partial.exists():
+            os.replace(partial, final)
