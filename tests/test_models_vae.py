@@ -177,12 +177,53 @@ def test_hybrid_round_trips_through_a_keras_file(tmp_path):
     np.testing.assert_allclose(loaded.scores(users).numpy(), model.scores(users).numpy(), rtol=1e-6)
 
 
+def _one_sgd_step(model_factory, users):
+    model = model_factory()
+    model.compile(keras.optimizers.SGD(learning_rate=0.1))
+    before = {w.path: w.numpy().copy() for w in model.trainable_weights}
+    model.train_step(users)
+    return model, before, {w.path: w.numpy() for w in model.trainable_weights}
+
+
+@pytest.mark.parametrize("hybrid", [False, True])
+def test_weight_decay_adds_its_gradient_to_kernels_only(hybrid):
+    """One SGD step with the penalty = the same step without it, minus lr * 2 * lambda * W."""
+    users, decay, lr = padded_users(16), 0.05, 0.1
+    factory = small_vae
+    if hybrid:
+        settings = dict(approach=2, trainable_embeddings=True, hidden_dim=HIDDEN, latent_dim=LATENT)
+        factory = lambda **kw: HybridVAE(hybrid_embeddings(), **settings, **kw)  # noqa: E731
+    plain, before, without = _one_sgd_step(lambda: factory(seed=3), users)
+    decayed, _, with_decay = _one_sgd_step(lambda: factory(seed=3, weight_decay=decay), users)
+    kernels = [w.path for w in decayed.trainable_weights if w.name.endswith("kernel")]
+    assert len(kernels) == (5 if hybrid else 4)  # approach 2's collapse kernel is a kernel too
+    for path, w0 in before.items():
+        expected = without[path] - (lr * 2 * decay * w0 if path in kernels else 0.0)
+        np.testing.assert_allclose(with_decay[path], expected, rtol=1e-4, atol=1e-6, err_msg=path)
+    penalty = sum(float(np.sum(before[path].astype(np.float64) ** 2)) for path in kernels)
+    fresh = factory(seed=3, weight_decay=decay)
+    assert float(fresh.weight_penalty()) == pytest.approx(penalty, rel=1e-5)
+
+
+def test_weight_decay_reaches_the_model_from_the_train_flag():
+    from hvae_tf.training.config import parse_args
+    from hvae_tf.training.run import build_model
+
+    cfg = parse_args(["--features", "none", "--weight-decay", "0.01", "--hidden-dim", "8", "--latent-dim", "2"])
+    model = build_model(cfg, N_MOVIES, None)
+    assert model.weight_decay == 0.01 and model.get_config()["weight_decay"] == 0.01
+    assert StandardVAE.from_config(model.get_config()).weight_decay == 0.01
+    with pytest.raises(SystemExit):
+        parse_args(["--weight-decay", "-1"])
+
+
 @pytest.mark.parametrize(
     "build, message",
     [
         (lambda: small_vae(likelihood="poisson"), "likelihood"),
         (lambda: small_vae(dropout=1.0), "dropout"),
         (lambda: small_vae(anneal_steps=-1), "anneal_steps"),
+        (lambda: small_vae(weight_decay=-0.1), "weight_decay"),
         (lambda: small_hybrid(3), "approach"),
         (lambda: HybridVAE(np.ones((5, 3)), n_movies=6), "n_movies=6"),
         (lambda: HybridVAE(np.full((5, 3), np.nan)), "non-finite"),

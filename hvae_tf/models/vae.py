@@ -27,6 +27,8 @@ class StandardVAE(keras.Model):
     loss = -log p(x_u | z_u) + beta * KL(q(z_u | x_u) || N(0, I)), averaged over the users of the
     batch, beta annealed linearly to `anneal_cap` over `anneal_steps` updates. The update counter
     is a model variable, so it is saved with the weights and shared by all replicas.
+    Training minimises loss + weight_decay * sum ||W||^2 over the kernels (Mult-VAE's L2 penalty,
+    its `lam`; biases and movie embeddings are not penalised); the logged losses leave it out.
     Training samples z; inference (`scores`, `predict`, `evaluate`) uses the mean.
     """
 
@@ -40,6 +42,7 @@ class StandardVAE(keras.Model):
         normalize_input: bool = True,
         anneal_steps: int = 200_000,
         anneal_cap: float = 0.2,
+        weight_decay: float = 0.0,
         seed: int | None = None,
         **kwargs,
     ):
@@ -51,6 +54,8 @@ class StandardVAE(keras.Model):
             raise ValueError(f"unknown likelihood {likelihood!r}: choose one of {', '.join(LIKELIHOODS)}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout is the rate of clicks dropped, in [0, 1), got {dropout!r}")
+        if not weight_decay >= 0.0:
+            raise ValueError(f"weight_decay is an L2 penalty weight, >= 0, got {weight_decay!r}")
         self.n_movies = int(n_movies)
         self.hidden_dim = int(hidden_dim)
         self.latent_dim = int(latent_dim)
@@ -58,6 +63,7 @@ class StandardVAE(keras.Model):
         self.dropout = float(dropout)
         self.normalize_input = bool(normalize_input)
         self.annealing = LinearKLAnnealing(int(anneal_steps), float(anneal_cap))
+        self.weight_decay = float(weight_decay)
         self.seed = seed
 
         self.first_layer = self._make_first_layer(_seed(seed, 0))
@@ -143,6 +149,12 @@ class StandardVAE(keras.Model):
         reconstruction = -log_likelihood(self.likelihood, logits, clicks)
         return reconstruction, gaussian_kl(mu, logvar), self.annealing(self.anneal_step)
 
+    def weight_penalty(self) -> tf.Tensor:
+        """sum ||W||^2 over the kernels: every weight named *kernel (first layer's included)."""
+        layers = (self.first_layer, self.encoder_output, self.decoder_hidden, self.decoder_output)
+        kernels = [w for layer in layers for w in layer.trainable_weights if w.name.endswith("kernel")]
+        return tf.add_n([tf.reduce_sum(tf.square(w)) for w in kernels])
+
     def _update_trackers(self, reconstruction, kl, beta):
         self.loss_tracker.update_state(reconstruction + beta * kl)
         self.reconstruction_tracker.update_state(reconstruction)
@@ -160,6 +172,10 @@ class StandardVAE(keras.Model):
         with tf.GradientTape() as tape:
             reconstruction, kl, beta = self._per_user_losses(indices, training=True)
             loss = tf.reduce_sum(reconstruction + beta * kl) / tf.maximum(global_users, 1.0)
+            if self.weight_decay > 0.0:
+                # Each replica adds its share: the summed gradient carries the penalty once.
+                replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+                loss += self.weight_decay * self.weight_penalty() / replicas
         gradients = tape.gradient(loss, self.trainable_weights)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
         self.anneal_step.assign_add(1)
@@ -181,5 +197,6 @@ class StandardVAE(keras.Model):
             "normalize_input": self.normalize_input,
             "anneal_steps": self.annealing.anneal_steps,
             "anneal_cap": self.annealing.cap,
+            "weight_decay": self.weight_decay,
             "seed": self.seed,
         }

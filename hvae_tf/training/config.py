@@ -53,6 +53,7 @@ class TrainConfig:
     lr: float = 1e-3
     anneal_steps: int = 200_000
     anneal_cap: float = 0.2
+    weight_decay: float = 0.0
     seed: int = 98765
     deterministic: bool = True
     strategy: str = "auto"
@@ -139,6 +140,9 @@ def build_parser(add_help: bool = True) -> argparse.ArgumentParser:
     fit.add_argument("--anneal-steps", type=int, default=defaults.anneal_steps,
                      help="steps over which the KL weight rises linearly to --anneal-cap")
     fit.add_argument("--anneal-cap", type=float, default=defaults.anneal_cap)
+    fit.add_argument("--weight-decay", type=float, default=defaults.weight_decay,
+                     help="L2 penalty weight on the dense kernels, added to the loss "
+                          "(Mult-VAE's lambda; 0 = off)")
     fit.add_argument("--seed", type=int, default=defaults.seed)
     fit.add_argument("--no-deterministic", dest="deterministic", action="store_false",
                      help="allow non-deterministic (faster) kernels")
@@ -168,6 +172,7 @@ def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         (args.batch_size < 1, "--batch-size must be at least 1"),
         (not 0 <= args.dropout < 1, "--dropout must be in [0, 1)"),
         (not 0 <= args.anneal_cap, "--anneal-cap must be >= 0"),
+        (not 0 <= args.weight_decay, "--weight-decay must be >= 0"),
         (args.anneal_steps < 1, "--anneal-steps must be at least 1"),
         (args.lr <= 0, "--lr must be positive"),
         (args.heldout_users is not None and args.heldout_users <= 0, "--heldout-users must be positive"),

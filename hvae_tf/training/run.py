@@ -8,6 +8,7 @@ the BackupAndRestore state that lets a killed run resume, and metrics.json.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import tempfile
 from pathlib import Path
@@ -31,7 +32,7 @@ def claim_run_dir(cfg: TrainConfig) -> Path:
     saved = run / "config.json"
     if saved.exists():
         previous = TrainConfig.from_json(saved.read_text())
-        diff = previous.differences(cfg)
+        diff = cfg.differences(previous)  # (saved value, this run's value) per field
         if diff:
             listing = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in sorted(diff.items()))
             raise ValueError(
@@ -46,7 +47,8 @@ def build_model(cfg: TrainConfig, n_movies: int, embeddings):
     common = dict(
         hidden_dim=cfg.hidden_dim, latent_dim=cfg.latent_dim, likelihood=cfg.likelihood,
         dropout=cfg.dropout, normalize_input=cfg.normalize_input,
-        anneal_steps=cfg.anneal_steps, anneal_cap=cfg.anneal_cap, seed=cfg.seed,
+        anneal_steps=cfg.anneal_steps, anneal_cap=cfg.anneal_cap, weight_decay=cfg.weight_decay,
+        seed=cfg.seed,
     )
     if embeddings is None:
         return StandardVAE(n_movies=n_movies, **common)
@@ -96,8 +98,11 @@ def train(cfg: TrainConfig) -> dict:
     )
     previous_best = ranking.best()
     nan_stop = hvae_callbacks.StopOnNaN(str(best))
-    history = model.fit(
-        train_ds,
+    model.fit(
+        # One iterator for the whole fit, reshuffled each pass: epoch e's order is set by the
+        # number of passes drawn before it, which ReplayEpochRandomness replays after a resume.
+        train_ds.repeat(),
+        steps_per_epoch=math.ceil(split.train.shape[0] / cfg.batch_size),
         epochs=cfg.epochs,
         verbose=cfg.verbose,
         shuffle=False,  # the pipeline shuffles, seeded
@@ -106,13 +111,15 @@ def train(cfg: TrainConfig) -> dict:
             nan_stop,
             ranking,  # before TensorBoard and the checkpoint: they read its values from `logs`
             keras.callbacks.TensorBoard(log_dir=str(run / "logs"), update_freq="epoch"),
-            keras.callbacks.ModelCheckpoint(
+            hvae_callbacks.AtomicModelCheckpoint(
                 str(best), monitor="val_ndcg_100", mode="max",
                 save_best_only=True, save_weights_only=True,
                 # After a resume, only an epoch better than those before the crash replaces it.
                 initial_value_threshold=previous_best["val_ndcg_100"] if previous_best else None,
             ),
-            keras.callbacks.BackupAndRestore(str(run / "backup")),
+            # double_checkpoint: a kill while the backup is written falls back to the one before.
+            keras.callbacks.BackupAndRestore(str(run / "backup"), double_checkpoint=True),
+            hvae_callbacks.ReplayEpochRandomness(train_ds),  # a resumed run replays the same epochs
         ],
     )
     if nan_stop.message:
@@ -122,7 +129,7 @@ def train(cfg: TrainConfig) -> dict:
     final = ranking.compute()
     metrics = {
         "model_name": cfg.model_name,
-        "epochs": len(history.history.get("loss", [])),
+        "epochs": len(ranking.history),  # history.history holds only this process's epochs
         "best_epoch": ranking.best()["epoch"],
         "validation": final,
         "history": ranking.history,

@@ -1,0 +1,152 @@
+"""kill -9 a train.py run mid-training; the same command resumes it and ends as if never killed.
+
+BackupAndRestore brings back the weights, optimizer and epoch; ReplayEpochRandomness the shuffle
+order and the dropout/noise streams; so with deterministic ops the resumed run's metrics equal an
+uninterrupted run's: measured equal to every printed digit; the test allows 1e-6.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import pytest
+
+from hvae_tf.data import prepare
+from hvae_tf.training.callbacks import AtomicModelCheckpoint
+from hvae_tf.training.config import parse_args
+from hvae_tf.training.run import train
+
+REPO = Path(__file__).resolve().parents[1]
+EPOCHS = 3
+TOLERANCE = 1e-6
+
+
+# The same generated release and split as the other test_train_* files: built once per session.
+DATA_FLAGS = ["--dataset", "generated", "--generated-users", "400", "--generated-movies", "150",
+              "--generated-ratings", "20000", "--protocol", "liang", "--heldout-users", "0.1"]
+
+
+def args(data_dir, run_dir, export_dir):
+    return [
+        *DATA_FLAGS, "--data-dir", str(data_dir), "--features", "none", "--hidden-dim", "32",
+        "--latent-dim", "8", "--batch-size", "32", "--epochs", str(EPOCHS), "--anneal-steps", "50",
+        "--verbose", "2", "--run-dir", str(run_dir), "--export-dir", str(export_dir),
+    ]
+
+
+def backed_up_epoch(run_dir: Path) -> int:
+    try:
+        return json.loads((run_dir / "backup" / "training_metadata.json").read_text())["epoch"]
+    except (FileNotFoundError, ValueError):  # not there yet, or caught mid-write
+        return 0
+
+
+def start_and_kill_after_first_backup(command, run_dir, log, timeout=240) -> dict:
+    """Start train.py, SIGKILL it as soon as an epoch is backed up (so mid-way through the next)."""
+    with open(log, "w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+                                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    deadline = time.monotonic() + timeout
+    try:
+        while backed_up_epoch(run_dir) < 1:
+            assert process.poll() is None, f"train.py ended before the kill:\n{log.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, "no epoch backed up in time"
+            time.sleep(0.02)
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+    history = json.loads((run_dir / "validation.json").read_text())
+    return {"backed_up_epoch": backed_up_epoch(run_dir), "validated_epochs": [h["epoch"] for h in history]}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root, data = tmp_path_factory.mktemp("resume"), tmp_path_factory.getbasetemp() / "train-generated-data"
+    prepare.prepare(parse_args(args(data, "unused", "unused")), verbose=False)
+
+    killed_dir = root / "killed"
+    command = [sys.executable, "train.py", *args(data, killed_dir, root / "saved")]
+    at_kill = start_and_kill_after_first_backup(command, killed_dir, root / "killed.log")
+    resumed = subprocess.run(command, check=False, capture_output=True, text=True, cwd=REPO, timeout=240,
+                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    uninterrupted = train(parse_args(args(data, root / "uninterrupted", root / "saved")))
+    return {
+        "at_kill": at_kill,
+        "resumed_output": resumed.stdout,
+        "resumed": json.loads((killed_dir / "metrics.json").read_text()),
+        "killed_dir": killed_dir,
+        "uninterrupted": uninterrupted,
+    }
+
+
+def test_killed_mid_training_before_finishing(runs):
+    at_kill = runs["at_kill"]
+    assert 1 <= at_kill["backed_up_epoch"] < EPOCHS
+    assert len(at_kill["validated_epochs"]) < EPOCHS
+
+
+def test_same_command_resumes_from_the_backup_and_completes_every_epoch(runs):
+    started = [int(n) for n in re.findall(rf"Epoch (\d+)/{EPOCHS}", runs["resumed_output"])]
+    assert started and started[0] == runs["at_kill"]["backed_up_epoch"] + 1, runs["resumed_output"][-2000:]
+    assert started[-1] == EPOCHS
+    resumed = runs["resumed"]
+    assert resumed["epochs"] == EPOCHS
+    assert [h["epoch"] for h in resumed["history"]] == list(range(1, EPOCHS + 1))  # each once
+    validation = json.loads((runs["killed_dir"] / "validation.json").read_text())
+    assert validation == resumed["history"]
+    assert not (runs["killed_dir"] / "backup").exists()
+
+
+def test_resumed_run_equals_an_uninterrupted_one(runs):
+    resumed, uninterrupted = runs["resumed"], runs["uninterrupted"]
+    for mine, theirs in zip(resumed["history"], uninterrupted["history"], strict=True):
+        assert mine.keys() == theirs.keys()
+        for key in mine:
+            assert mine[key] == pytest.approx(theirs[key], abs=TOLERANCE), (mine["epoch"], key)
+    assert resumed["best_epoch"] == uninterrupted["best_epoch"]
+    for key, value in uninterrupted["validation"].items():
+        assert resumed["validation"][key] == pytest.approx(value, abs=TOLERANCE), key
+
+
+def test_best_checkpoint_is_the_best_epoch_across_the_crash(runs):
+    resumed = runs["resumed"]
+    best = max(resumed["history"], key=lambda h: h["val_ndcg_100"])
+    assert resumed["best_epoch"] == best["epoch"]
+    # The weights reloaded from checkpoints/best.weights.h5 at the end score as that epoch did.
+    for key, value in resumed["validation"].items():
+        assert value == pytest.approx(best[key], abs=TOLERANCE), key
+
+
+def test_best_checkpoint_survives_a_kill_while_it_is_written(tmp_path, monkeypatch):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    best = tmp_path / "best.weights.h5"
+    checkpoint = AtomicModelCheckpoint(str(best), monitor="val_ndcg_100", mode="max",
+                                       save_best_only=True, save_weights_only=True)
+    checkpoint.set_model(model)
+    checkpoint.on_epoch_end(0, {"val_ndcg_100": 0.1})
+    good = best.read_bytes()
+
+    def killed_mid_write(filepath, overwrite=True):
+        Path(filepath).write_bytes(b"half an HDF5 file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(model, "save_weights", killed_mid_write)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.on_epoch_end(1, {"val_ndcg_100": 0.3})
+    assert best.read_bytes() == good
+    monkeypatch.undo()
+    checkpoint.on_epoch_end(2, {"val_ndcg_100": 0.2})  # not better than 0.3: nothing is saved...
+    assert best.read_bytes() == good  # ...and the crash's leftover is not renamed into place
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.weights.h5"]
+    model.load_weights(str(best))
