@@ -91,7 +91,6 @@ class StopOnNaN(keras.callbacks.Callback):
     def __init__(self, last_good: str):
         super().__init__()
         self.last_good = last_good
-        self.message: str | None = None
         self._epoch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -99,19 +98,18 @@ class StopOnNaN(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(np.asarray(loss).reshape(-1)[0])):
+        value = None if loss is None else float(np.asarray(loss).reshape(-1)[0])
+        if value is not None and not math.isfinite(value):
             step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
             where = (
                 f"the last good weights are in {self.last_good}" if Path(self.last_good).exists()
                 else f"no checkpoint was written yet ({self.last_good} comes at the end of an epoch)"
             )
-            self.message = (
-                f"loss became {float(np.asarray(loss).reshape(-1)[0])} at optimizer step {step} "
+            raise FloatingPointError(
+                f"loss became {value} at optimizer step {step} "
                 f"(epoch {self._epoch + 1}, batch {batch}); {where}. "
                 "Lower --lr (with a new --run-dir), or check the input data."
             )
-            self.model.stop_training = True
-            raise FloatingPointError(self.message)
 
 
 class ReplayEpochRandomness(keras.callbacks.Callback):

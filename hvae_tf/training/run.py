@@ -97,7 +97,6 @@ def train(cfg: TrainConfig) -> dict:
         split.validation.fold_in, split.validation.held_out, history_path=run / "validation.json"
     )
     previous_best = ranking.best()
-    nan_stop = hvae_callbacks.StopOnNaN(str(best))
     model.fit(
         # One iterator for the whole fit, reshuffled each pass: epoch e's order is set by the
         # number of passes drawn before it, which ReplayEpochRandomness replays after a resume.
@@ -108,7 +107,7 @@ def train(cfg: TrainConfig) -> dict:
         shuffle=False,  # the pipeline shuffles, seeded
         callbacks=[
             hvae_callbacks.ScalarLogs(),  # first: the others read its plain floats
-            nan_stop,
+            hvae_callbacks.StopOnNaN(str(best)),  # raises FloatingPointError naming the step
             ranking,  # before TensorBoard and the checkpoint: they read its values from `logs`
             keras.callbacks.TensorBoard(log_dir=str(run / "logs"), update_freq="epoch"),
             hvae_callbacks.AtomicModelCheckpoint(
@@ -122,9 +121,6 @@ def train(cfg: TrainConfig) -> dict:
             hvae_callbacks.ReplayEpochRandomness(train_ds),  # a resumed run replays the same epochs
         ],
     )
-    if nan_stop.message:
-        raise FloatingPointError(nan_stop.message)
-
     model.load_weights(str(best))
     final = ranking.compute()
     metrics = {
