@@ -1,0 +1,411 @@
+"""Training-step throughput: Standard-VAE and H-VAE (approaches 1, 2) beside naive dense versions.
+
+    python bench/bench_train_step.py                       # 20,108 (Liang) and 26,621 (paper) movies
+    python bench/bench_train_step.py --movies 2000 --steps 3 --warmup 1      # a quick look
+    python bench/bench_train_step.py --breakdown           # + where the Standard-VAE's step goes
+
+Each model is trained with `model.fit` on the project's tf.data pipeline (padded movie-index
+batches) over users drawn with ML-20M-after-Liang statistics (bench/synthetic_clicks.py). The
+naive models are the same Keras models with the first layer fed the dense click rows (approach 1:
+the batch x N x d embedding input flattened to N*d; approach 2: a Dense(1) over it), as the
+original code did; they densify inside the step, so both sides get the same input. Ratios are
+measured inside one run (shared machines are noisy). The matmul bound is the FLOPs of the step's
+dense matmuls (forward + backward = 3x forward) over this process's measured tf.matmul rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, when run as a script
+
+from synthetic_clicks import LIANG_MOVIES, PAPER_MOVIES, check_sizes, liang_like_clicks
+
+from hvae_tf.data import pipeline
+from hvae_tf.models import HybridVAE, StandardVAE
+from hvae_tf.models.click_input import click_matrix, click_weights
+
+MODELS = ("standard", "hvae1", "hvae2", "naive-standard", "naive-hvae1", "naive-hvae2")
+FUSED = "+fused"  # a model name with this suffix trains with FusedAdam instead of keras' Adam
+DEFAULT_MODELS = (*MODELS, *(m + FUSED for m in MODELS[:3]))
+EMBEDDING_DIM = 3
+
+
+class NaiveFirstLayer(keras.layers.Layer):
+    """The first encoder layer on dense input: x [B, N] (standard), flatten(x_i e_i) [B, N*d]
+    (approach 1), or Dense(1)(x_i e_i) [B, N] (approach 2). Cost ~ B x N (x d) x units."""
+
+    def __init__(self, n_movies, units, embeddings=None, approach=0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.n_movies, self.units, self.approach, self.seed = n_movies, units, approach, seed
+        self._embeddings = embeddings
+
+    def build(self, input_shape=None):
+        width = self.n_movies * (EMBEDDING_DIM if self.approach == 1 else 1)
+        init = keras.initializers.GlorotUniform(self.seed)
+        self.kernel = self.add_weight(shape=(width, self.units), initializer=init, name="kernel")
+        self.bias = self.add_weight(shape=(self.units,), initializer="zeros", name="bias")
+        if self.approach:
+            values = self._embeddings
+            self.embeddings = self.add_weight(shape=values.shape, trainable=False, name="movie_embeddings",
+                                              initializer=lambda shape, dtype=None: tf.constant(values))
+        if self.approach == 2:
+            self.collapse = self.add_weight(shape=(EMBEDDING_DIM, 1), initializer=init, name="collapse_kernel")
+
+    def call(self, weights: tf.SparseTensor):
+        x = tf.cast(tf.scatter_nd(weights.indices, weights.values, weights.dense_shape), self.compute_dtype)
+        if self.approach:
+            x = x[:, :, None] * tf.cast(self.embeddings, self.compute_dtype)[None]  # [B, N, d]
+            x = tf.reshape(x, (-1, self.n_movies * EMBEDDING_DIM)) if self.approach == 1 else (
+                tf.squeeze(tf.tensordot(x, self.collapse, axes=1), -1))
+        return tf.tanh(tf.matmul(x, self.kernel) + self.bias)
+
+
+class NaiveVAE(StandardVAE):
+    """The package's VAE (same loss, dropout, decoder, optimizer) with the naive first layer."""
+
+    def __init__(self, embeddings=None, approach=0, **kwargs):
+        self._naive = (embeddings, approach)
+        super().__init__(**kwargs)
+
+    def _make_first_layer(self, seed):
+        embeddings, approach = self._naive
+        return NaiveFirstLayer(self.n_movies, self.hidden_dim, embeddings, approach, seed, name="encoder_hidden")
+
+
+class Float32Outputs:
+    """Mixed precision: latents and logits in float32 before the losses (Keras' advice for
+    outputs). Without it the package's models fail under mixed_bfloat16 (a bf16 x f32 Mul in the
+    loss); a no-op once vae.py casts them itself."""
+
+    def _encode_clicks(self, clicks, training):
+        return tuple(tf.cast(t, tf.float32) for t in super()._encode_clicks(clicks, training))
+
+    def decode(self, z):
+        return tf.cast(super().decode(z), tf.float32)
+
+
+class FusedAdam(keras.optimizers.Adam):
+    """keras Adam's update through TF's fused kernel (ResourceApplyAdam): the same formula
+    (epsilon added after the bias-corrected step size), one pass over each variable instead of
+    about ten elementwise ops. A candidate for the package: see --breakdown."""
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self.amsgrad or isinstance(gradient, tf.IndexedSlices):
+            return super().update_step(gradient, variable, learning_rate)
+        dtype = variable.dtype
+        step = tf.cast(self.iterations + 1, dtype)
+        index = self._get_variable_index(variable)
+        tf.raw_ops.ResourceApplyAdam(
+            var=variable.handle, m=self._momentums[index].value.handle, v=self._velocities[index].value.handle,
+            beta1_power=tf.pow(tf.cast(self.beta_1, dtype), step), beta2_power=tf.pow(tf.cast(self.beta_2, dtype), step),
+            lr=tf.cast(learning_rate, dtype), beta1=tf.cast(self.beta_1, dtype), beta2=tf.cast(self.beta_2, dtype),
+            epsilon=tf.cast(self.epsilon, dtype), grad=tf.cast(gradient, dtype))
+
+
+def make_optimizer(name: str, learning_rate: float = 1e-3) -> keras.optimizers.Optimizer:
+    return (FusedAdam if name == "fused" else keras.optimizers.Adam)(learning_rate, name=f"{name}_adam")
+
+
+def make_model(kind: str, n_movies: int, hidden: int, latent: int, seed: int, float32_outputs: bool):
+    """One of MODELS, built (weights created) in the current strategy scope."""
+    embeddings = np.random.default_rng(seed).normal(size=(n_movies, EMBEDDING_DIM)).astype(np.float32)
+    common = {"hidden_dim": hidden, "latent_dim": latent, "seed": seed}
+    naive = kind.startswith("naive-")
+    approach = {"standard": 0, "hvae1": 1, "hvae2": 2}[kind.removeprefix("naive-")]
+    if naive:
+        cls, args = NaiveVAE, {"n_movies": n_movies, "embeddings": embeddings, "approach": approach}
+    elif approach:
+        cls, args = HybridVAE, {"movie_embeddings": embeddings, "approach": approach}
+    else:
+        cls, args = StandardVAE, {"n_movies": n_movies}
+    if float32_outputs:
+        cls = type(f"{cls.__name__}Float32Outputs", (Float32Outputs, cls), {})
+    return cls(**args, **common)
+
+
+def dense_matmul_flops(kind: str, batch: int, n_movies: int, hidden: int, latent: int) -> float:
+    """FLOPs of one step's dense matmuls. Shared: encoder 2nd layer, decoder layers, each 3x forward
+    (output gradient + weight gradient). A naive first layer adds B x width x units: 2x forward
+    (no input gradient), 3x for approach 2 (its Dense(1) needs one). The package's sparse first
+    layer is ~nnz x units: not a dense matmul, and under 1% of these."""
+    forward = 2 * batch * (hidden * 2 * latent + latent * hidden + hidden * n_movies)
+    flops = 3 * forward
+    if kind.startswith("naive-"):
+        approach = kind[-1]
+        width = n_movies * (EMBEDDING_DIM if approach == "1" else 1)
+        flops += (3 if approach == "2" else 2) * 2 * batch * width * hidden
+    return float(flops)
+
+
+def matmul_rate(dtype=tf.float32, size: int | None = None, repeats: int = 3) -> float:
+    """FLOP/s of a big square tf.matmul on this process's default device (best of `repeats`)."""
+    size = size or (8192 if tf.config.list_logical_devices("GPU") else 2048)
+    a = tf.random.normal((size, size), dtype=tf.float32, seed=1)
+    a = tf.cast(a, dtype)
+    (a @ a).numpy()  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        tf.reduce_sum(tf.cast((a @ a)[:1, :1], tf.float32)).numpy()
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def training_batches(n_movies: int, batch: int, pool_batches: int, seed: int) -> tf.data.Dataset:
+    pool = liang_like_clicks(batch * pool_batches, n_movies, seed=seed)
+    return pipeline.padded_batches(pool, batch, seed=seed, drop_remainder=True).repeat()
+
+
+class _StepClock(keras.callbacks.Callback):
+    """Wall time at the end of each execution (synchronised by reading the loss)."""
+
+    def on_train_begin(self, logs=None):
+        self.times = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        np.asarray(logs["loss"])  # wait for the step (a GPU runs ahead of Python otherwise)
+        self.times.append(time.perf_counter())
+
+
+def fit_seconds(model, dataset, executions: int, steps_per_execution: int) -> float:
+    """Seconds per step of `fit`, timed from the end of its first execution to the end of its last:
+    fit's set-up (iterator, callbacks) and the first execution are not counted."""
+    clock = _StepClock()
+    model.fit(dataset, epochs=1, steps_per_epoch=(executions + 1) * steps_per_execution, verbose=0,
+              callbacks=[clock])
+    return (clock.times[-1] - clock.times[0]) / (executions * steps_per_execution)
+
+
+@dataclasses.dataclass
+class Result:
+    kind: str
+    n_movies: int
+    seconds: float  # the fastest round's seconds per step
+    median: float  # the median round's
+    flops: float
+    batch: int
+
+    @property
+    def users_per_second(self) -> float:
+        return self.batch / self.seconds
+
+
+def build_model(kind, n_movies, args, dataset, strategy):
+    keras.utils.set_random_seed(args.seed)
+    kind, fused, _ = kind.partition(FUSED)
+    with strategy.scope():
+        model = make_model(kind, n_movies, args.hidden, args.latent, args.seed,
+                           float32_outputs=args.precision != "float32")
+        model.compile(optimizer=make_optimizer("fused" if fused else "keras"),
+                      steps_per_execution=args.steps_per_execution)
+        model(next(iter(dataset)))  # build inside the scope, before fit (DESIGN.md section 3)
+    return model
+
+
+def time_models(kinds, n_movies, args, dataset, strategy) -> list[Result]:
+    """Warm every model up, then time them in interleaved rounds: load on a shared machine drifts,
+    so each model sees the same conditions, and the fastest round is the least disturbed."""
+    models = {}
+    for kind in kinds:
+        models[kind] = build_model(kind, n_movies, args, dataset, strategy)
+        fit_seconds(models[kind], dataset, args.warmup, args.steps_per_execution)  # trace, allocate
+    rounds = {kind: [] for kind in kinds}
+    for _ in range(args.rounds):
+        for kind, model in models.items():
+            rounds[kind].append(fit_seconds(model, dataset, args.steps, args.steps_per_execution))
+    return [Result(kind, n_movies, min(times), float(np.median(times)),
+                   dense_matmul_flops(kind.removesuffix(FUSED), args.batch, n_movies, args.hidden, args.latent), args.batch)
+            for kind, times in rounds.items()]
+
+
+def min_seconds(fn, repeats: int) -> float:
+    """Fastest of `repeats` calls of fn as a tf.function, after a tracing call."""
+    compiled = tf.function(fn, jit_compile=False)
+    tf.nest.map_structure(lambda t: t.numpy(), compiled())
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        tf.nest.map_structure(lambda t: t.numpy(), compiled())
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def first_layer_gradients(layer, weights, upstream):
+    """fwd + bwd of a first layer alone: what a step spends on it (kernel gradient, no input one)."""
+    def run():
+        with tf.GradientTape() as tape:
+            value = tf.reduce_sum(tf.cast(layer(weights), tf.float32) * upstream)
+        return [tf.reduce_sum(g[:1]) for g in tape.gradient(value, layer.trainable_variables)]
+    return run
+
+
+def breakdown(n_movies: int, args, dataset) -> None:
+    """Where a Standard-VAE step goes (phases, then parts timed alone), and the first layers alone."""
+    keras.utils.set_random_seed(args.seed)
+    repeats = args.steps * args.rounds
+    model = make_model("standard", n_movies, args.hidden, args.latent, args.seed, args.precision != "float32")
+    model.compile(optimizer=make_optimizer("keras"))
+    batch = next(iter(dataset))
+    model.optimizer.build(model.trainable_variables)
+    variables = model.trainable_variables
+
+    def loss():
+        reconstruction, kl, beta = model._per_user_losses(batch, training=True)
+        return tf.reduce_mean(reconstruction + beta * kl)
+
+    def gradients():
+        with tf.GradientTape() as tape:
+            value = loss()
+        return tape.gradient(value, variables)
+
+    def step():
+        model.optimizer.apply_gradients(zip(gradients(), variables))
+        return model.optimizer.iterations
+
+    fixed = [tf.random.normal(v.shape, stddev=1e-3) for v in variables]
+    fused = make_optimizer("fused")
+    fused.build(variables)
+    logits = tf.random.normal((args.batch, n_movies))
+    hidden = tf.random.normal((args.batch, args.hidden))
+    kernel = model.decoder_output.kernel
+
+    def decoder_matmuls():  # forward, input gradient, weight gradient of the output layer
+        out = hidden @ kernel
+        return tf.reduce_sum(out[:1]) + tf.reduce_sum((out @ tf.transpose(kernel))[:1]) + tf.reduce_sum(
+            (tf.transpose(hidden) @ out)[:1])
+
+    def softmax_and_gradient():
+        with tf.GradientTape() as tape:
+            tape.watch(logits)
+            value = tf.reduce_sum(tf.nn.log_softmax(logits)[:, :10])
+        return tape.gradient(value, logits)[:1]
+
+    clicks = click_matrix(batch, n_movies)
+    weights = click_weights(clicks, normalize=True, dropout=0.0, seed_generator=None, training=False)
+    upstream = tf.random.normal((args.batch, args.hidden))
+    t = {name: min_seconds(fn, repeats) for name, fn in (
+        ("forward", loss), ("gradients", gradients), ("step", step),
+        ("decoder output matmuls (fwd + 2 bwd)", decoder_matmuls),
+        ("log-softmax fwd+bwd", softmax_and_gradient),
+        ("sparse first layer fwd+bwd", first_layer_gradients(model.first_layer, weights, upstream)),
+        ("keras Adam", lambda: model.optimizer.apply_gradients(zip(fixed, variables))),
+        ("FusedAdam (bench)", lambda: fused.apply_gradients(zip(fixed, variables))),
+    )}
+    whole = t["step"]
+    print(f"\nStandard-VAE step breakdown, {n_movies:,} movies, batch {args.batch} "
+          f"(tf.functions, no fit; keras Adam):")
+    parts = {"forward + loss": t["forward"], "backward": t["gradients"] - t["forward"],
+             "optimizer": whole - t["gradients"]}
+    parts.update({f"alone: {name}": value for name, value in list(t.items())[3:]})
+    for name, seconds in parts.items():
+        print(f"  {name:>44}: {seconds * 1e3:8.1f} ms  ({seconds / whole:6.1%} of the step)")
+
+    print(f"\nFirst layer alone, fwd + bwd, {n_movies:,} movies (package sparse vs naive dense):")
+    for kind in ("standard", "hvae1", "hvae2"):
+        seconds = [min_seconds(first_layer_gradients(
+            make_model(k, n_movies, args.hidden, args.latent, args.seed, False).first_layer, weights, upstream),
+            repeats) for k in (kind, f"naive-{kind}")]
+        print(f"  {kind:>8}: {seconds[0] * 1e3:8.1f} ms vs naive {seconds[1] * 1e3:8.1f} ms: "
+              f"{seconds[1] / seconds[0]:5.1f}x")
+
+
+def report(results: list[Result], rate: float) -> list[str]:
+    """The table, the ratios the issue's targets are about, and a line per target."""
+    lines = [f"{'model':>15} {'movies':>7} {'ms/step':>9} {'users/s':>9} {'GFLOP':>7} {'bound ms':>9} {'x bound':>8}"]
+    by = {(r.kind, r.n_movies): r for r in results}
+    for r in results:
+        bound = r.flops / rate
+        lines.append(f"{r.kind:>15} {r.n_movies:>7} {r.seconds * 1e3:9.1f} {r.users_per_second:9.0f} "
+                     f"{r.flops / 1e9:7.1f} {bound * 1e3:9.1f} {r.seconds / bound:8.2f}")
+    checks = []
+    for n in sorted({r.n_movies for r in results}):
+        def ratio(a, b, n=n):
+            return by[(a, n)].seconds / by[(b, n)].seconds if (a, n) in by and (b, n) in by else None
+        for suffix, label in (("", ""), (FUSED, " (FusedAdam)")):
+            for approach in ("1", "2"):
+                if (r := ratio(f"hvae{approach}{suffix}", f"standard{suffix}")) is not None:
+                    checks.append((f"{n} movies{label}: H-VAE approach {approach} step / Standard-VAE step",
+                                   r, "<=", 1.25))
+            for kind in ("standard", "hvae1", "hvae2"):
+                if (r := ratio(f"naive-{kind}{suffix}", f"{kind}{suffix}")) is not None:
+                    checks.append((f"{n} movies{label}: naive {kind} step / {kind} step (speed-up)", r, ">=",
+                                   3.0 if kind == "hvae1" else None))
+            if (std := by.get((f"standard{suffix}", n))) is not None:
+                checks.append((f"{n} movies{label}: Standard-VAE step / matmul bound",
+                               std.seconds / (std.flops / rate), "<=", 2.0))
+        for kind in ("standard", "hvae1", "hvae2"):
+            if (r := ratio(kind, kind + FUSED)) is not None:
+                checks.append((f"{n} movies: {kind} step, keras Adam / FusedAdam", r, ">=", None))
+    for name, value, op, target in checks:
+        if target is None:
+            lines.append(f"  {name}: {value:.2f}")
+        else:
+            met = value <= target if op == "<=" else value >= target
+            lines.append(f"  {name}: {value:.2f} (target {op} {target}: {'met' if met else 'MISSED'})")
+    return lines
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--movies", type=int, nargs="+", default=[LIANG_MOVIES, PAPER_MOVIES])
+    p.add_argument("--models", nargs="+", choices=MODELS + tuple(m + FUSED for m in MODELS),
+                   default=list(DEFAULT_MODELS), help=f"'{FUSED}': trained with FusedAdam, else keras' Adam")
+    p.add_argument("--batch", type=int, default=500)
+    p.add_argument("--hidden", type=int, default=600)
+    p.add_argument("--latent", type=int, default=200)
+    p.add_argument("--steps", type=int, default=3, help="timed fit executions per round (each --steps-per-execution steps)")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds; the fastest counts")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--steps-per-execution", type=int, default=1,
+                   help="steps per tf.function call in fit (amortises Python on a GPU)")
+    p.add_argument("--pool-batches", type=int, default=8, help="distinct batches drawn per scale")
+    p.add_argument("--precision", default="float32", choices=("float32", "mixed_bfloat16", "mixed_float16"))
+    p.add_argument("--strategy", default="default", choices=("default", "mirrored"))
+    p.add_argument("--breakdown", action="store_true", help="also time the parts of a Standard-VAE step")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    check_sizes(p, args, ("batch", "hidden", "latent", "steps", "rounds", "warmup", "steps_per_execution",
+                          "pool_batches"))
+    return args
+
+
+def run(args) -> list[Result]:
+    """Every model at every scale under the chosen precision and strategy; prints as it goes."""
+    keras.mixed_precision.set_global_policy(args.precision)
+    strategy = tf.distribute.MirroredStrategy() if args.strategy == "mirrored" else tf.distribute.get_strategy()
+    devices = [d.name for d in tf.config.list_logical_devices()]
+    compute = tf.bfloat16 if args.precision == "mixed_bfloat16" else (
+        tf.float16 if args.precision == "mixed_float16" else tf.float32)
+    rate = matmul_rate(compute)
+    print(f"devices {devices} | {args.precision} | strategy {args.strategy} "
+          f"({strategy.num_replicas_in_sync} replica) | batch {args.batch} | "
+          f"tf.matmul {rate / 1e9:,.0f} GFLOP/s ({compute.name})", flush=True)
+    results = []
+    for n_movies in args.movies:
+        dataset = training_batches(n_movies, args.batch, args.pool_batches, args.seed)
+        for r in time_models(args.models, n_movies, args, dataset, strategy):
+            results.append(r)
+            print(f"  {r.kind:>15} {n_movies:>7} movies: {r.seconds * 1e3:8.1f} ms/step "
+                  f"(median round {r.median * 1e3:.1f}), {r.users_per_second:9.0f} users/s", flush=True)
+        if args.breakdown:
+            breakdown(n_movies, args, dataset)
+    print("\n" + "\n".join(report(results, rate)))
+    return results
+
+
+def main(argv=None) -> int:
+    run(parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""The GPU check a session with a lent H200 runs (well under 5 minutes), or the CPU smoke version.
+
+    python bench/gpu_check.py           # on the GPU machine: full scale
+    python bench/gpu_check.py --small   # any machine, tiny sizes (what the tests run on CPU)
+
+One process, in order (bench/bench_train_step.py does the timing):
+1. float32: Standard-VAE, H-VAE approaches 1 and 2 and their naive dense versions at 20,108 movies
+   (ML-20M after Liang), batch 500, with the Standard-VAE's step breakdown; the three package
+   models at 26,621 movies (the paper's);
+2. mixed precision (bfloat16): the three package models at 20,108 movies;
+3. MirroredStrategy over the one GPU: the Standard-VAE, float32 (the path train.py takes with
+   several GPUs: padded batches, model built in the scope);
+4. the Standard-VAE at batch 2,500: what the hardware allows when launches are amortised;
+5. op determinism on (train.py's default): does one fit step of each model have deterministic
+   kernels on this device? (Last: TF's switch is global.)
+Target: Standard-VAE >= 200,000 users/s (step 1 or 2). Every section reports its own failure and
+the rest still run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+
+import bench_train_step as bench
+import keras
+import tensorflow as tf
+from synthetic_clicks import LIANG_MOVIES, PAPER_MOVIES
+
+TARGET_USERS_PER_SECOND = 200_000
+PACKAGE_MODELS = ["standard", "hvae1", "hvae2"]
+
+
+def scale_flags(small: bool, gpu: bool) -> list[str]:
+    if small:
+        return ["--batch", "16", "--hidden", "16", "--latent", "4", "--steps", "1", "--rounds", "1",
+                "--warmup", "1", "--steps-per-execution", "2", "--pool-batches", "2"]
+    if gpu:  # ~2 ms steps: many per tf.function call, enough per round to dwarf fit's set-up
+        return ["--steps", "30", "--rounds", "3", "--warmup", "2", "--steps-per-execution", "10"]
+    return ["--steps", "2", "--rounds", "2"]
+
+
+def sections(small: bool, gpu: bool) -> list[tuple[str, list[str]]]:
+    flags = scale_flags(small, gpu)
+    liang, paper = (["200"], []) if small else ([str(LIANG_MOVIES)], [str(PAPER_MOVIES)])
+    models = PACKAGE_MODELS + ["naive-hvae1"] if small else list(bench.MODELS)
+    paper_scale = [] if small else [  # the same code paths as the section before it
+        ("float32, the paper's movies", ["--movies", *paper, "--models", *PACKAGE_MODELS, *flags])]
+    return [
+        ("float32", ["--movies", *liang, "--models", *models, "--breakdown", *flags]),
+        *paper_scale,
+        ("mixed_bfloat16", ["--movies", *liang, "--models", *PACKAGE_MODELS[: 1 if small else 3],
+                            "--precision", "mixed_bfloat16", *flags]),
+        ("MirroredStrategy", ["--movies", *liang, "--models", "standard", "--strategy", "mirrored", *flags]),
+        ("large batch", ["--movies", *liang, "--models", "standard", *flags, "--batch", "64" if small else "2500"]),
+    ]
+
+
+def determinism_check(small: bool) -> None:
+    """One fit step per model with op determinism on: ok, or the error TF raises."""
+    tf.config.experimental.enable_op_determinism()
+    keras.mixed_precision.set_global_policy("float32")
+    n_movies, batch, hidden, latent = (200, 16, 16, 4) if small else (LIANG_MOVIES, 500, 600, 200)
+    dataset = bench.training_batches(n_movies, batch, 1, seed=0)
+    for kind in PACKAGE_MODELS:
+        try:
+            model = bench.make_model(kind, n_movies, hidden, latent, seed=0, float32_outputs=False)
+            model.compile(optimizer=keras.optimizers.Adam(1e-3))
+            model.fit(dataset, epochs=1, steps_per_epoch=1, verbose=0)
+            print(f"  {kind}: a deterministic step runs")
+        except Exception as error:  # noqa: BLE001 - the message is the finding
+            print(f"  {kind}: {type(error).__name__}: {str(error).strip().splitlines()[0][:300]}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--small", action="store_true", help="tiny sizes, for a CPU smoke run")
+    args = p.parse_args(argv)
+    gpus = tf.config.list_physical_devices("GPU")
+    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, GPUs: "
+          f"{[tf.config.experimental.get_device_details(g).get('device_name', g.name) for g in gpus] or 'none'}")
+    if not gpus and not args.small:
+        print("no GPU visible: running at full scale on the CPU (slow); use --small for a smoke run")
+    start, best_standard, failures = time.perf_counter(), 0.0, 0
+    for title, flags in sections(args.small, bool(gpus)):
+        print(f"\n== {title}: bench_train_step.py {' '.join(flags)} "
+              f"[{time.perf_counter() - start:.0f} s in]", flush=True)
+        try:
+            results = bench.run(bench.parse_args(flags))
+        except Exception:  # noqa: BLE001 - report and go on to the next section
+            failures += 1
+            traceback.print_exc(limit=4)
+            continue
+        if title in ("float32", "mixed_bfloat16"):  # batch 500, the ML-20M scale
+            best_standard = max([best_standard] + [r.users_per_second for r in results if r.kind == "standard"])
+    print("\n== op determinism (train.py's default --deterministic)", flush=True)
+    determinism_check(args.small)
+    met = best_standard >= TARGET_USERS_PER_SECOND
+    print(f"\nStandard-VAE (float32 and mixed sections): best {best_standard:,.0f} users/s "
+          f"(target >= {TARGET_USERS_PER_SECOND:,}: {'met' if met else 'MISSED'}) | "
+          f"{failures} section(s) failed | {time.perf_counter() - start:.0f} s")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
