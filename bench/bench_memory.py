@@ -61,7 +61,7 @@ def densify_verdict(growth: int, rows: int, movies: int, bytes_per_cell: int) ->
 
 def child_train(args) -> dict:
     import keras
-    from bench_train_step import make_model
+    from bench_train_step import make_model, make_optimizer
 
     from hvae_tf.data import pipeline
 
@@ -71,7 +71,7 @@ def child_train(args) -> dict:
     keras.utils.set_random_seed(args.seed)
     dataset = pipeline.padded_batches(matrix, args.batch, seed=args.seed)
     model = make_model(args.model, matrix.shape[1], args.hidden, args.latent, args.seed, float32_outputs=False)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
+    model.compile(optimizer=make_optimizer("package"), jit_compile=False)
     model(next(iter(dataset)))
     samples = []
     record = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: samples.append(rss_bytes()))

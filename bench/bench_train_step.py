@@ -5,7 +5,8 @@
     python bench/bench_train_step.py --breakdown           # + where the Standard-VAE's step goes
 
 Each model is trained with `model.fit` on the project's tf.data pipeline (padded movie-index
-batches) over users drawn with ML-20M-after-Liang statistics (bench/synthetic_clicks.py). The
+batches) over users drawn with ML-20M-after-Liang statistics (bench/synthetic_clicks.py) and the
+package's optimizer (FusedAdam; `+keras-adam` models use keras' Adam, to show the difference). The
 naive models are the same Keras models with the first layer fed the dense click rows (approach 1:
 the batch x N x d embedding input flattened to N*d; approach 2: a Dense(1) over it), as the
 original code did; they densify inside the step, so both sides get the same input. Ratios are
@@ -32,10 +33,11 @@ from synthetic_clicks import LIANG_MOVIES, PAPER_MOVIES, check_sizes, liang_like
 from hvae_tf.data import pipeline
 from hvae_tf.models import HybridVAE, StandardVAE
 from hvae_tf.models.click_input import click_matrix, click_weights
+from hvae_tf.training.optimizer import FusedAdam
 
 MODELS = ("standard", "hvae1", "hvae2", "naive-standard", "naive-hvae1", "naive-hvae2")
-FUSED = "+fused"  # a model name with this suffix trains with FusedAdam instead of keras' Adam
-DEFAULT_MODELS = (*MODELS, *(m + FUSED for m in MODELS[:3]))
+KERAS_ADAM = "+keras-adam"  # a model name with this suffix trains with keras' Adam, not the package's
+DEFAULT_MODELS = (*MODELS, *(m + KERAS_ADAM for m in MODELS[:3]))
 EMBEDDING_DIM = 3
 
 
@@ -93,26 +95,9 @@ class Float32Outputs:
         return tf.cast(super().decode(z), tf.float32)
 
 
-class FusedAdam(keras.optimizers.Adam):
-    """keras Adam's update through TF's fused kernel (ResourceApplyAdam): the same formula
-    (epsilon added after the bias-corrected step size), one pass over each variable instead of
-    about ten elementwise ops. A candidate for the package: see --breakdown."""
-
-    def update_step(self, gradient, variable, learning_rate):
-        if self.amsgrad or isinstance(gradient, tf.IndexedSlices):
-            return super().update_step(gradient, variable, learning_rate)
-        dtype = variable.dtype
-        step = tf.cast(self.iterations + 1, dtype)
-        index = self._get_variable_index(variable)
-        tf.raw_ops.ResourceApplyAdam(
-            var=variable.handle, m=self._momentums[index].value.handle, v=self._velocities[index].value.handle,
-            beta1_power=tf.pow(tf.cast(self.beta_1, dtype), step), beta2_power=tf.pow(tf.cast(self.beta_2, dtype), step),
-            lr=tf.cast(learning_rate, dtype), beta1=tf.cast(self.beta_1, dtype), beta2=tf.cast(self.beta_2, dtype),
-            epsilon=tf.cast(self.epsilon, dtype), grad=tf.cast(gradient, dtype))
-
-
 def make_optimizer(name: str, learning_rate: float = 1e-3) -> keras.optimizers.Optimizer:
-    return (FusedAdam if name == "fused" else keras.optimizers.Adam)(learning_rate, name=f"{name}_adam")
+    """'package': the FusedAdam train.py uses; 'keras': keras' own Adam, for comparison."""
+    return (FusedAdam if name == "package" else keras.optimizers.Adam)(learning_rate, name=f"{name}_adam")
 
 
 def make_model(kind: str, n_movies: int, hidden: int, latent: int, seed: int, float32_outputs: bool):
@@ -166,31 +151,32 @@ def training_batches(n_movies: int, batch: int, pool_batches: int, seed: int) ->
 
 
 class _StepClock(keras.callbacks.Callback):
-    """Wall time at the end of each execution (synchronised by reading the loss)."""
+    """Wall and process CPU time at the end of each execution (synchronised by reading the loss)."""
 
     def on_train_begin(self, logs=None):
         self.times = []
 
     def on_train_batch_end(self, batch, logs=None):
         np.asarray(logs["loss"])  # wait for the step (a GPU runs ahead of Python otherwise)
-        self.times.append(time.perf_counter())
+        self.times.append((time.perf_counter(), time.process_time()))
 
 
-def fit_seconds(model, dataset, executions: int, steps_per_execution: int) -> float:
-    """Seconds per step of `fit`, timed from the end of its first execution to the end of its last:
-    fit's set-up (iterator, callbacks) and the first execution are not counted."""
+def fit_seconds(model, dataset, executions: int, steps_per_execution: int) -> np.ndarray:
+    """[executions, 2]: wall and CPU seconds per step of each execution of one `fit` but its first
+    (fit's set-up, the iterator and callbacks, and the first execution are not counted)."""
     clock = _StepClock()
     model.fit(dataset, epochs=1, steps_per_epoch=(executions + 1) * steps_per_execution, verbose=0,
               callbacks=[clock])
-    return (clock.times[-1] - clock.times[0]) / (executions * steps_per_execution)
+    return np.diff(np.array(clock.times), axis=0) / steps_per_execution
 
 
 @dataclasses.dataclass
 class Result:
     kind: str
     n_movies: int
-    seconds: float  # the fastest round's seconds per step
-    median: float  # the median round's
+    seconds: float  # the fastest execution's wall seconds per step: the least disturbed by other load
+    median: float  # the median execution's
+    cpu: float  # median CPU seconds per step of this process, all threads: the work, whatever the load
     flops: float
     batch: int
 
@@ -201,41 +187,51 @@ class Result:
 
 def build_model(kind, n_movies, args, dataset, strategy):
     keras.utils.set_random_seed(args.seed)
-    kind, fused, _ = kind.partition(FUSED)
+    kind, keras_adam, _ = kind.partition(KERAS_ADAM)
     with strategy.scope():
         model = make_model(kind, n_movies, args.hidden, args.latent, args.seed,
                            float32_outputs=args.precision != "float32")
-        model.compile(optimizer=make_optimizer("fused" if fused else "keras"),
+        model.compile(optimizer=make_optimizer("keras" if keras_adam else "package"),
                       steps_per_execution=args.steps_per_execution)
         model(next(iter(dataset)))  # build inside the scope, before fit (DESIGN.md section 3)
     return model
 
 
-def time_models(kinds, n_movies, args, dataset, strategy) -> list[Result]:
+def time_models(kinds, n_movies, args, dataset, strategy, compute) -> tuple[list[Result], float]:
     """Warm every model up, then time them in interleaved rounds: load on a shared machine drifts,
-    so each model sees the same conditions, and the fastest round is the least disturbed."""
+    so each model sees the same conditions; the fastest execution is the least disturbed. The
+    matmul rate takes its turn in every round too (its best is returned), so that the bound is
+    not taken from a moment of heavy load."""
     models = {}
     for kind in kinds:
         models[kind] = build_model(kind, n_movies, args, dataset, strategy)
         fit_seconds(models[kind], dataset, args.warmup, args.steps_per_execution)  # trace, allocate
-    rounds = {kind: [] for kind in kinds}
+    rounds, rate = {kind: [] for kind in kinds}, 0.0
     for _ in range(args.rounds):
+        rate = max(rate, matmul_rate(compute))
         for kind, model in models.items():
             rounds[kind].append(fit_seconds(model, dataset, args.steps, args.steps_per_execution))
-    return [Result(kind, n_movies, min(times), float(np.median(times)),
-                   dense_matmul_flops(kind.removesuffix(FUSED), args.batch, n_movies, args.hidden, args.latent), args.batch)
-            for kind, times in rounds.items()]
+    results = []
+    for kind, times in rounds.items():
+        wall, cpu = np.concatenate(times).T
+        flops = dense_matmul_flops(kind.removesuffix(KERAS_ADAM), args.batch, n_movies, args.hidden, args.latent)
+        results.append(Result(kind, n_movies, wall.min(), float(np.median(wall)), float(np.median(cpu)),
+                              flops, args.batch))
+    return results, rate
 
 
-def min_seconds(fn, repeats: int) -> float:
-    """Fastest of `repeats` calls of fn as a tf.function, after a tracing call."""
-    compiled = tf.function(fn, jit_compile=False)
-    tf.nest.map_structure(lambda t: t.numpy(), compiled())
-    best = float("inf")
+def min_seconds(fns: dict, repeats: int) -> dict[str, float]:
+    """Fastest of `repeats` calls of each fn as a tf.function, after a tracing call. The fns take
+    turns, so drifting load from other processes reaches all of them alike."""
+    compiled = {name: tf.function(fn, jit_compile=False) for name, fn in fns.items()}
+    for fn in compiled.values():
+        tf.nest.map_structure(lambda t: t.numpy(), fn())
+    best = dict.fromkeys(fns, float("inf"))
     for _ in range(repeats):
-        start = time.perf_counter()
-        tf.nest.map_structure(lambda t: t.numpy(), compiled())
-        best = min(best, time.perf_counter() - start)
+        for name, fn in compiled.items():
+            start = time.perf_counter()
+            tf.nest.map_structure(lambda t: t.numpy(), fn())
+            best[name] = min(best[name], time.perf_counter() - start)
     return best
 
 
@@ -253,7 +249,7 @@ def breakdown(n_movies: int, args, dataset) -> None:
     keras.utils.set_random_seed(args.seed)
     repeats = args.steps * args.rounds
     model = make_model("standard", n_movies, args.hidden, args.latent, args.seed, args.precision != "float32")
-    model.compile(optimizer=make_optimizer("keras"))
+    model.compile(optimizer=make_optimizer("package"))
     batch = next(iter(dataset))
     model.optimizer.build(model.trainable_variables)
     variables = model.trainable_variables
@@ -272,8 +268,8 @@ def breakdown(n_movies: int, args, dataset) -> None:
         return model.optimizer.iterations
 
     fixed = [tf.random.normal(v.shape, stddev=1e-3) for v in variables]
-    fused = make_optimizer("fused")
-    fused.build(variables)
+    keras_adam = make_optimizer("keras")
+    keras_adam.build(variables)
     logits = tf.random.normal((args.batch, n_movies))
     hidden = tf.random.normal((args.batch, args.hidden))
     kernel = model.decoder_output.kernel
@@ -292,17 +288,17 @@ def breakdown(n_movies: int, args, dataset) -> None:
     clicks = click_matrix(batch, n_movies)
     weights = click_weights(clicks, normalize=True, dropout=0.0, seed_generator=None, training=False)
     upstream = tf.random.normal((args.batch, args.hidden))
-    t = {name: min_seconds(fn, repeats) for name, fn in (
-        ("forward", loss), ("gradients", gradients), ("step", step),
+    t = min_seconds(dict((
+        ("forward", loss), ("gradients", lambda: [tf.reduce_sum(g[:1]) for g in gradients()]), ("step", step),
         ("decoder output matmuls (fwd + 2 bwd)", decoder_matmuls),
         ("log-softmax fwd+bwd", softmax_and_gradient),
         ("sparse first layer fwd+bwd", first_layer_gradients(model.first_layer, weights, upstream)),
-        ("keras Adam", lambda: model.optimizer.apply_gradients(zip(fixed, variables))),
-        ("FusedAdam (bench)", lambda: fused.apply_gradients(zip(fixed, variables))),
-    )}
+        ("FusedAdam (package)", lambda: model.optimizer.apply_gradients(zip(fixed, variables))),
+        ("keras Adam", lambda: keras_adam.apply_gradients(zip(fixed, variables))),
+    )), repeats)
     whole = t["step"]
     print(f"\nStandard-VAE step breakdown, {n_movies:,} movies, batch {args.batch} "
-          f"(tf.functions, no fit; keras Adam):")
+          f"(tf.functions, no fit; the package's FusedAdam):")
     parts = {"forward + loss": t["forward"], "backward": t["gradients"] - t["forward"],
              "optimizer": whole - t["gradients"]}
     parts.update({f"alone: {name}": value for name, value in list(t.items())[3:]})
@@ -311,26 +307,31 @@ def breakdown(n_movies: int, args, dataset) -> None:
 
     print(f"\nFirst layer alone, fwd + bwd, {n_movies:,} movies (package sparse vs naive dense):")
     for kind in ("standard", "hvae1", "hvae2"):
-        seconds = [min_seconds(first_layer_gradients(
-            make_model(k, n_movies, args.hidden, args.latent, args.seed, False).first_layer, weights, upstream),
-            repeats) for k in (kind, f"naive-{kind}")]
+        seconds = list(min_seconds({k: first_layer_gradients(
+            make_model(k, n_movies, args.hidden, args.latent, args.seed, False).first_layer, weights, upstream)
+            for k in (kind, f"naive-{kind}")}, repeats).values())
         print(f"  {kind:>8}: {seconds[0] * 1e3:8.1f} ms vs naive {seconds[1] * 1e3:8.1f} ms: "
               f"{seconds[1] / seconds[0]:5.1f}x")
 
 
 def report(results: list[Result], rate: float) -> list[str]:
     """The table, the ratios the issue's targets are about, and a line per target."""
-    lines = [f"{'model':>15} {'movies':>7} {'ms/step':>9} {'users/s':>9} {'GFLOP':>7} {'bound ms':>9} {'x bound':>8}"]
+    header = (f"{'model':>19} {'movies':>7} {'ms/step':>9} {'median':>9} {'CPU ms':>9} {'users/s':>9} "
+              f"{'GFLOP':>7} {'bound ms':>9} {'x bound':>8}")
+    lines = [header]
     by = {(r.kind, r.n_movies): r for r in results}
     for r in results:
         bound = r.flops / rate
-        lines.append(f"{r.kind:>15} {r.n_movies:>7} {r.seconds * 1e3:9.1f} {r.users_per_second:9.0f} "
+        lines.append(f"{r.kind:>19} {r.n_movies:>7} {r.seconds * 1e3:9.1f} {r.median * 1e3:9.1f} {r.cpu * 1e3:9.1f} "
+                     f"{r.users_per_second:9.0f} "
                      f"{r.flops / 1e9:7.1f} {bound * 1e3:9.1f} {r.seconds / bound:8.2f}")
     checks = []
     for n in sorted({r.n_movies for r in results}):
-        def ratio(a, b, n=n):
-            return by[(a, n)].seconds / by[(b, n)].seconds if (a, n) in by and (b, n) in by else None
-        for suffix, label in (("", ""), (FUSED, " (FusedAdam)")):
+        def ratio(a, b, n=n):  # (wall, CPU) time of a over b
+            if (a, n) not in by or (b, n) not in by:
+                return None
+            return by[(a, n)].seconds / by[(b, n)].seconds, by[(a, n)].cpu / by[(b, n)].cpu
+        for suffix, label in (("", ""), (KERAS_ADAM, " (keras Adam)")):
             for approach in ("1", "2"):
                 if (r := ratio(f"hvae{approach}{suffix}", f"standard{suffix}")) is not None:
                     checks.append((f"{n} movies{label}: H-VAE approach {approach} step / Standard-VAE step",
@@ -341,29 +342,30 @@ def report(results: list[Result], rate: float) -> list[str]:
                                    3.0 if kind == "hvae1" else None))
             if (std := by.get((f"standard{suffix}", n))) is not None:
                 checks.append((f"{n} movies{label}: Standard-VAE step / matmul bound",
-                               std.seconds / (std.flops / rate), "<=", 2.0))
+                               (std.seconds / (std.flops / rate), None), "<=", 2.0))
         for kind in ("standard", "hvae1", "hvae2"):
-            if (r := ratio(kind, kind + FUSED)) is not None:
+            if (r := ratio(kind + KERAS_ADAM, kind)) is not None:
                 checks.append((f"{n} movies: {kind} step, keras Adam / FusedAdam", r, ">=", None))
-    for name, value, op, target in checks:
-        if target is None:
-            lines.append(f"  {name}: {value:.2f}")
-        else:
+    for name, (value, cpu), op, target in checks:
+        text = f"  {name}: {value:.2f}" + ("" if cpu is None else f" (CPU time {cpu:.2f})")
+        if target is not None:
             met = value <= target if op == "<=" else value >= target
-            lines.append(f"  {name}: {value:.2f} (target {op} {target}: {'met' if met else 'MISSED'})")
+            text += f" (target {op} {target}: {'met' if met else 'MISSED'})"
+        lines.append(text)
     return lines
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--movies", type=int, nargs="+", default=[LIANG_MOVIES, PAPER_MOVIES])
-    p.add_argument("--models", nargs="+", choices=MODELS + tuple(m + FUSED for m in MODELS),
-                   default=list(DEFAULT_MODELS), help=f"'{FUSED}': trained with FusedAdam, else keras' Adam")
+    p.add_argument("--models", nargs="+", choices=MODELS + tuple(m + KERAS_ADAM for m in MODELS),
+                   default=list(DEFAULT_MODELS),
+                   help=f"'{KERAS_ADAM}': trained with keras' Adam, else the package's FusedAdam")
     p.add_argument("--batch", type=int, default=500)
     p.add_argument("--hidden", type=int, default=600)
     p.add_argument("--latent", type=int, default=200)
     p.add_argument("--steps", type=int, default=3, help="timed fit executions per round (each --steps-per-execution steps)")
-    p.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds; the fastest counts")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds; the fastest execution counts")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--steps-per-execution", type=int, default=1,
                    help="steps per tf.function call in fit (amortises Python on a GPU)")
@@ -392,12 +394,15 @@ def run(args) -> list[Result]:
     results = []
     for n_movies in args.movies:
         dataset = training_batches(n_movies, args.batch, args.pool_batches, args.seed)
-        for r in time_models(args.models, n_movies, args, dataset, strategy):
+        timed, round_rate = time_models(args.models, n_movies, args, dataset, strategy, compute)
+        rate = max(rate, round_rate)
+        for r in timed:
             results.append(r)
-            print(f"  {r.kind:>15} {n_movies:>7} movies: {r.seconds * 1e3:8.1f} ms/step "
-                  f"(median round {r.median * 1e3:.1f}), {r.users_per_second:9.0f} users/s", flush=True)
+            print(f"  {r.kind:>19} {n_movies:>7} movies: {r.seconds * 1e3:8.1f} ms/step "
+                  f"(median {r.median * 1e3:.1f}), {r.users_per_second:9.0f} users/s", flush=True)
         if args.breakdown:
             breakdown(n_movies, args, dataset)
+    print(f"\nbest tf.matmul rate over the run: {rate / 1e9:,.0f} GFLOP/s (the bound below uses it)")
     print("\n" + "\n".join(report(results, rate)))
     return results
 

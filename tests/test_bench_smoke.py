@@ -44,7 +44,7 @@ def test_gpu_check_small_runs_every_section_on_cpu():
         assert speeds and all(s > 0 for s in speeds), kind
     assert "(1 replica)" in out and "strategy mirrored" in out
     assert "step breakdown" in out and "First layer alone" in out
-    assert re.search(r"H-VAE approach 1 step / Standard-VAE step: [\d.]+ \(target <= 1.25", out)
+    assert re.search(r"H-VAE approach 1 step / Standard-VAE step: [\d.]+ \(CPU time [\d.]+\) \(target <= 1.25", out)
     assert out.count("a deterministic step runs") + out.count("Error:") == 3
 
 
@@ -124,24 +124,3 @@ def test_naive_first_layer_computes_the_package_layer(approach):
                             seed_generator=None, training=False)
     np.testing.assert_allclose(naive.first_layer(weights), package.first_layer(weights), rtol=1e-5, atol=1e-6)
     assert not np.allclose(naive.first_layer(weights)[0], naive.first_layer(weights)[3])
-
-
-def test_fused_adam_follows_keras_adam():
-    """The bench's FusedAdam is offered as a drop-in: same updates as keras' Adam, step after step."""
-    import bench_train_step
-    import keras
-    import tensorflow as tf
-
-    rng = np.random.default_rng(0)
-    start = [rng.normal(size=(30, 7)).astype(np.float32), rng.normal(size=(7,)).astype(np.float32)]
-    grads = [[tf.constant(rng.normal(size=w.shape).astype(np.float32)) for w in start] for _ in range(4)]
-    finals = []
-    for name in ("keras", "fused"):
-        variables = [keras.Variable(w) for w in start]
-        optimizer = bench_train_step.make_optimizer(name, learning_rate=0.05)
-        for step_grads in grads:
-            optimizer.apply_gradients(zip(step_grads, variables))
-        finals.append([v.numpy() for v in variables])
-    for keras_adam, fused in zip(*finals):
-        np.testing.assert_allclose(fused, keras_adam, rtol=1e-5, atol=1e-5)  # float32 op order
-    assert not np.allclose(finals[0][0], start[0])

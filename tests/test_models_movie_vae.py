@@ -1,6 +1,5 @@
 """The Movie-VAE: mixed-type loss, standardisation, seeded training, input checks."""
 
-import keras
 import numpy as np
 import pytest
 import scipy.sparse

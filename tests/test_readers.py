@@ -109,7 +109,7 @@ def test_movies_table(ml20m):
 
 
 def test_omdb_matching_missing_records_and_bad_bytes(tmp_path):
-    folder = write_20m(tmp_path / "ml-20m")
+    write_20m(tmp_path / "ml-20m")
     lines = [
         json.dumps({"imdbID": "tt0000010", "Plot": "Caf\u00e9 plot", "imdbRating": "7.1",
                     "Response": "True"}).encode(),

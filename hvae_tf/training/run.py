@@ -23,6 +23,7 @@ from hvae_tf.models import HybridVAE, StandardVAE
 from hvae_tf.training import callbacks as hvae_callbacks
 from hvae_tf.training.config import TrainConfig
 from hvae_tf.training.export import export_for_serving
+from hvae_tf.training.optimizer import FusedAdam
 from hvae_tf.training.strategy import is_chief, make_strategy
 
 
@@ -86,7 +87,7 @@ def train(cfg: TrainConfig) -> dict:
 
     with strategy.scope():
         model = build_model(cfg, split.n_movies, embeddings)
-        model.compile(optimizer=keras.optimizers.Adam(cfg.lr), jit_compile=False)
+        model.compile(optimizer=FusedAdam(cfg.lr), jit_compile=False)
         model(next(iter(train_ds)))  # build inside the scope, before fit (DESIGN.md section 3)
     if chief:
         print(describe(cfg, split, embeddings, model))
