@@ -34,7 +34,7 @@ setup(
     description="Hybrid variational autoencoders for collaborative filtering (TensorFlow/Keras)",
     python_requires=">=3.10",
     packages=find_packages(include=["hvae_tf", "hvae_tf.*", "tf_datasets", "tf_datasets.*"]),
-    package_data={"tf_datasets.hvae_movielens": ["checksums.tsv", "dummy_data/**/*", "*.md"]},
+    package_data={"tf_datasets.hvae_movielens": ["checksums.tsv", "*.md"]},
     include_package_data=True,
     install_requires=INSTALL_REQUIRES,
     extras_require={

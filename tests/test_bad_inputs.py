@@ -18,7 +18,7 @@ from hvae_tf.data import loading, readers
 from hvae_tf.data.protocols import make_split
 from hvae_tf.data.schema import MovieLensData
 from hvae_tf.training.config import parse_args
-from tf_datasets import hvae_movielens
+from tf_datasets.hvae_movielens.dummy_data import dummy_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_empty_file_in_manual_dir_fails_the_build_and_leaves_nothing_behind(tmp_path):
-    dummy = Path(hvae_movielens.__file__).parent / "dummy_data" / "extracted"
+    dummy = dummy_data_dir() / "extracted"
     manual = tmp_path / "manual"
     shutil.copytree(dummy, manual)
     ratings = next(manual.rglob("ratings.csv"))

@@ -1,6 +1,5 @@
 """load_movielens: building the TFDS dataset from the real ml-1m / latest-small and reading it back."""
 
-from pathlib import Path
 from unittest import mock
 
 import numpy as np
@@ -8,7 +7,7 @@ import pandas as pd
 import pytest
 
 from hvae_tf.data import loading, readers
-from tf_datasets import hvae_movielens
+from tf_datasets.hvae_movielens.dummy_data import dummy_data_dir
 from tf_datasets.hvae_movielens import HvaeMovielens
 
 
@@ -70,7 +69,7 @@ def test_latest_small_users(shared_data, tfds_dir):
 
 def test_genome_round_trip(tmp_path):
     """The dummy 20m release (with genome) survives the build: vectors and tag names."""
-    dummy = Path(hvae_movielens.__file__).parent / "dummy_data" / "extracted"
+    dummy = dummy_data_dir() / "extracted"
     data = loading.load_movielens("20m", data_dir=tmp_path, manual_dir=dummy)
     _assert_same_data(data, readers.read_release("20m", dummy))
     assert data.has_genome and len(data.genome_tags) == 3

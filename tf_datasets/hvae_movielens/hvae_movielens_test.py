@@ -1,7 +1,8 @@
-"""hvae_movielens builder: TFDS's standard builder checks on dummy_data/, plus our own behaviour.
+"""hvae_movielens builder: TFDS's standard builder checks on dummy data, plus our own behaviour.
 
-dummy_data/extracted/ stands for what download_and_extract gives (ml-20m/, ml-1m/ folders of
-invented movies); dummy_data/omdb.jsonl is what a manual dir may add.
+The dummy data (dummy_data.py, written to a temporary folder): extracted/ stands for what
+download_and_extract gives (ml-20m/, ml-1m/ folders of invented movies); omdb.jsonl is what a
+manual dir may add.
 """
 
 from pathlib import Path
@@ -13,18 +14,20 @@ import tensorflow_datasets as tfds
 
 from hvae_tf.data.releases import RELEASES
 from tf_datasets.hvae_movielens import hvae_movielens
+from tf_datasets.hvae_movielens.dummy_data import dummy_data_dir
 
-DUMMY = Path(__file__).parent / "dummy_data"
+DUMMY = dummy_data_dir()
 
 
 class _DummyData:
     """Shared settings; each config gets its own test class because SPLITS is one per class."""
 
     DATASET_CLASS = hvae_movielens.HvaeMovielens
+    EXAMPLE_DIR = str(DUMMY)
     DL_EXTRACT_RESULT = "extracted"
 
 
-# dummy_data/extracted/ml-20m: 5 users, 6 movies; ml-1m: 4 users, 4 movies.
+# extracted/ml-20m: 5 users, 6 movies; ml-1m: 4 users, 4 movies.
 class Movielens20mUsersTest(_DummyData, tfds.testing.DatasetBuilderTestCase):
     BUILDER_CONFIG_NAMES_TO_TEST = ["20m-users"]
     SPLITS = {"train": 5}
