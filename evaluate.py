@@ -25,7 +25,7 @@ def add_metric_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from hvae_tf.training.config import build_parser as train_parser
+    from hvae_tf.config import build_parser as train_parser
 
     p = argparse.ArgumentParser(prog="evaluate.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -99,7 +99,7 @@ def command_compare(args) -> None:
 
 def command_grid(parser, args) -> None:
     from hvae_tf.evaluation.grid import run_grid
-    from hvae_tf.training.config import config_from_args
+    from hvae_tf.config import config_from_args
 
     base = config_from_args(parser, args)
     run_grid(base, args.out, folds=tuple(args.folds), feature_sets=tuple(args.feature_sets),

@@ -2,7 +2,7 @@
 
 import sys
 
-from hvae_tf.training.config import parse_args
+from hvae_tf.config import parse_args
 from hvae_tf.training.run import train
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 STAGES = {
     "generate": (
-        "from hvae_tf.data import generate; "
+        "from hvae_tf.synthetic import generate; "
         "generate.generate({raw!r}, n_users={users}, n_movies={movies}, n_ratings={ratings}, seed=0)"
     ),
     "tfds build + load": (

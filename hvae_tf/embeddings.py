@@ -73,7 +73,7 @@ def main(argv=None) -> None:
     """`python -m hvae_tf.embeddings --dataset 1m --manual-dir DIR --features genre`: build (or reuse)
     a fold's features and Movie-VAE embeddings, and show how well they group movies by genre."""
     from hvae_tf.analysis.movie_space import neighbour_genre_agreement
-    from hvae_tf.training.config import parse_args
+    from hvae_tf.config import parse_args
 
     cfg = parse_args(argv)
     data, split = prepare.prepare(cfg)

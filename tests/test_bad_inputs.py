@@ -1,4 +1,4 @@
-"""Issue 8's bad-input table: the rows no other test file covers (README "Bad input" lists them all).
+"""The bad-input table: the rows no other test file covers (README "Bad input" lists them all).
 
 Each test is named after its row. Rows already tested elsewhere (readers, protocols, features,
 train flags, run folder) are not repeated here.
@@ -14,10 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hvae_tf.data import loading, readers
+from hvae_tf.data import loading
 from hvae_tf.data.protocols import make_split
 from hvae_tf.data.schema import MovieLensData
-from hvae_tf.training.config import parse_args
+from hvae_tf.config import parse_args
+from tf_datasets.hvae_movielens.files import MovieLensFormatError
+from tf_datasets.hvae_movielens.ratings import read_ratings
 from tf_datasets.hvae_movielens.dummy_data import dummy_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,12 +35,12 @@ def test_empty_file_in_manual_dir_fails_the_build_and_leaves_nothing_behind(tmp_
     ratings = next(manual.rglob("ratings.csv"))
     good = ratings.read_bytes()
     ratings.write_bytes(b"")
-    with pytest.raises(readers.MovieLensFormatError, match=r"ratings\.csv is empty \(0 bytes\).*ml-20m\.zip"):
+    with pytest.raises(MovieLensFormatError, match=r"ratings\.csv is empty \(0 bytes\).*ml-20m\.zip"):
         loading.load_movielens("20m", data_dir=tmp_path / "tfds", manual_dir=manual)
     # Once the file is fixed the same command builds: no half-built dataset is found and reused.
     ratings.write_bytes(good)
     data = loading.load_movielens("20m", data_dir=tmp_path / "tfds", manual_dir=manual)
-    assert len(data.ratings) == len(readers.read_ratings("20m", manual))
+    assert len(data.ratings) == len(read_ratings("20m", manual))
 
 
 # ---------------------------------------------------------------------------- protocols

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hvae_tf.data.schema import MOVIE_COLUMNS, OMDB_FIELDS, RATING_COLUMNS, MovieLensData
+from hvae_tf.data.schema import MovieLensData
+from tf_datasets.hvae_movielens.columns import MOVIE_COLUMNS, OMDB_FIELDS, RATING_COLUMNS
 from hvae_tf.features import FEATURE_SETS, build_features, random_embeddings
 from hvae_tf.features.genome import genome_features
 from hvae_tf.features.genre import genre_features

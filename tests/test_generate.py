@@ -10,17 +10,16 @@ import pandas as pd
 import pytest
 from scipy import sparse
 
-from hvae_tf.data import generate as gen
-from hvae_tf.data.schema import OMDB_FIELDS
+from hvae_tf.synthetic import generate as gen
+from tf_datasets.hvae_movielens.columns import OMDB_FIELDS
 
 N_USERS, N_MOVIES, SEED = 300, 1000, 7
-FILES = ("ratings.csv", "movies.csv", "links.csv", "tags.csv", "genome-scores.csv",
-         "genome-tags.csv", "omdb.jsonl", "README.txt")
+# What the builder reads, and nothing else.
+FILES = ("ratings.csv", "movies.csv", "links.csv", "genome-scores.csv", "genome-tags.csv", "omdb.jsonl")
 HEADERS = {
     "ratings.csv": "userId,movieId,rating,timestamp",
     "movies.csv": "movieId,title,genres",
     "links.csv": "movieId,imdbId,tmdbId",
-    "tags.csv": "userId,movieId,tag,timestamp",
     "genome-scores.csv": "movieId,tagId,relevance",
     "genome-tags.csv": "tagId,tag",
 }
@@ -144,19 +143,6 @@ def test_omdb_lines_are_omdb_answers_for_linked_movies(release):
     assert any(", " in r["Language"] for r in found)  # "English, French" style lists
 
 
-def test_tags_are_written_by_raters_and_quoted_like_ml20m(release, ratings):
-    raw = (release.path / "tags.csv").read_text()
-    tags = pd.read_csv(release.path / "tags.csv")
-    assert len(tags) == release.n_tags > 0
-    rated = set(zip(ratings.userId, ratings.movieId))
-    assert all(pair in rated for pair in zip(tags.userId, tags.movieId))
-    order = tags.userId.to_numpy() * 10**7 + tags.movieId.to_numpy()
-    assert np.all(np.diff(order) >= 0)
-    assert not tags.duplicated(["userId", "movieId", "tag"]).any()
-    with_comma = tags[tags.tag.str.contains(",")]
-    assert all(f'"{tag}"' in raw for tag in with_comma.tag)
-
-
 def _mean_pair_cosine(users: np.ndarray, vectors: np.ndarray) -> float:
     """Mean cosine similarity of two different items of the same user (users with >= 2 items)."""
     unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
@@ -258,7 +244,7 @@ def test_a_failure_midway_leaves_no_partial_file(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="interrupted"):
         gen.generate(tmp_path, 50, 100, seed=0, genome_tags_path=None)
     left = sorted(p.name for p in tmp_path.iterdir())
-    assert "ratings.csv" not in left and "tags.csv" not in left
+    assert "ratings.csv" not in left
     assert not [name for name in left if name.endswith(".tmp")]
 
 
@@ -295,6 +281,8 @@ def test_bad_inputs_name_the_problem(tmp_path):
     bad_tags.write_text("id,name\n1,x\n")
     with pytest.raises(ValueError, match="tags.csv.*tagId,tag"):
         gen.generate(tmp_path / "out", 30, 50, genome_tags_path=bad_tags)
+    with pytest.raises(ValueError, match="--genome-tags .*missing.csv does not exist"):
+        gen.generate(tmp_path / "out", 30, 50, genome_tags_path=tmp_path / "missing.csv")
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("")
     with pytest.raises(ValueError, match="not a folder"):

@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hvae_tf.data import loading, readers
-from tf_datasets.hvae_movielens.dummy_data import dummy_data_dir
+from hvae_tf.data import loading
+from tf_datasets.hvae_movielens.ratings import read_ratings
+from tf_datasets.hvae_movielens.dummy_data import dummy_data_dir, write_tiny_20m
+from tf_datasets.hvae_movielens.files import MovieLensFormatError
 from tf_datasets.hvae_movielens import HvaeMovielens
 
 
@@ -44,7 +46,7 @@ def _assert_same_data(loaded, read):
 
 
 def test_1m_round_trip_equals_the_raw_files(ml1m, shared_data):
-    _assert_same_data(ml1m, readers.read_release("1m", shared_data / "ml-1m"))
+    _assert_same_data(ml1m, loading.read_release("1m", shared_data / "ml-1m"))
 
 
 def test_built_dataset_is_reused_without_the_raw_files(ml1m, tfds_dir):
@@ -64,14 +66,14 @@ def test_latest_small_users(shared_data, tfds_dir):
     assert len(ratings) == 100_836
     assert ratings.userId.nunique() == 610
     pd.testing.assert_frame_equal(
-        ratings, readers.read_ratings("latest-small", shared_data / "ml-latest-small"))
+        ratings, read_ratings("latest-small", shared_data / "ml-latest-small"))
 
 
 def test_genome_round_trip(tmp_path):
     """The dummy 20m release (with genome) survives the build: vectors and tag names."""
     dummy = dummy_data_dir() / "extracted"
     data = loading.load_movielens("20m", data_dir=tmp_path, manual_dir=dummy)
-    _assert_same_data(data, readers.read_release("20m", dummy))
+    _assert_same_data(data, loading.read_release("20m", dummy))
     assert data.has_genome and len(data.genome_tags) == 3
 
 
@@ -97,3 +99,9 @@ def test_offline_without_manual_dir_fails_at_once_naming_both_ways(tmp_path):
     message = str(error.value)
     assert "https://files.grouplens.org/datasets/movielens/ml-latest-small.zip" in message
     assert "internet" in message and "manual dir" in message
+
+
+def test_rating_of_unlisted_movie_is_an_error(tmp_path):
+    folder = write_tiny_20m(tmp_path / "ml-20m", {"ratings.csv": "userId,movieId,rating,timestamp\n1,99,4,1\n"})
+    with pytest.raises(MovieLensFormatError, match="rates movie 99"):
+        loading.read_release("20m", folder)

@@ -206,7 +206,7 @@ def test_weight_decay_adds_its_gradient_to_kernels_only(hybrid):
 
 
 def test_weight_decay_reaches_the_model_from_the_train_flag():
-    from hvae_tf.training.config import parse_args
+    from hvae_tf.config import parse_args
     from hvae_tf.training.run import build_model
 
     cfg = parse_args(["--features", "none", "--weight-decay", "0.01", "--hidden-dim", "8", "--latent-dim", "2"])

@@ -19,10 +19,14 @@ import pandas as pd
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from hvae_tf.data import readers, releases
-from hvae_tf.data.schema import MOVIE_COLUMNS, OMDB_FIELDS, MovieLensData
-from tf_datasets.hvae_movielens import HvaeMovielens
-from tf_datasets.hvae_movielens.hvae_movielens import download_failed_message
+from hvae_tf.data.schema import MovieLensData
+from tf_datasets.hvae_movielens import releases
+from tf_datasets.hvae_movielens.columns import MOVIE_COLUMNS, OMDB_FIELDS
+from tf_datasets.hvae_movielens.files import MovieLensFormatError, ReadReport, locate_release, release_files
+from tf_datasets.hvae_movielens.hvae_movielens import HvaeMovielens
+from tf_datasets.hvae_movielens.movies import movies_from_files
+from tf_datasets.hvae_movielens.ratings import ratings_from_files, ratings_table
+from tf_datasets.hvae_movielens.releases import download_failed_message
 
 log = logging.getLogger(__name__)
 _BATCH = 4096
@@ -42,7 +46,7 @@ def check_download_possible(release: str, data_dir=None) -> None:
     if downloads.is_dir() and any(rel.folder in p.name for p in downloads.iterdir()):
         return
     try:
-        readers.locate_release(release, downloads / "manual")
+        locate_release(release, downloads / "manual")
         return
     except FileNotFoundError:
         pass
@@ -178,7 +182,7 @@ def load_movielens(release: str, data_dir=None, manual_dir=None) -> MovieLensDat
     """
     releases.get_release(release)
     if manual_dir is not None:
-        readers.locate_release(release, manual_dir)  # a wrong folder fails here, not mid-build
+        locate_release(release, manual_dir)  # a wrong folder fails here, not mid-build
     users = built_builder(release, "users", data_dir, manual_dir)
     movies_builder = built_builder(release, "movies", data_dir, manual_dir)
     data = MovieLensData(
@@ -189,6 +193,31 @@ def load_movielens(release: str, data_dir=None, manual_dir=None) -> MovieLensDat
     )
     log.info("%s", summary(data))
     return data
+
+
+def read_release(release: str, path, omdb_path=None, report: ReadReport | None = None) -> MovieLensData:
+    """One release straight from its files, without building the TFDS dataset.
+
+    The same readers as the builder, so this equals `load_movielens`; used to check the build and
+    where a quick look needs no TFDS folder. Unlike the builder's separate users and movies
+    configs, it also checks that every rated movie is in the catalogue.
+    """
+    report = report if report is not None else ReadReport()
+    with release_files(release, path) as files:
+        report.source = str(files.location)
+        movies, genome_tags = movies_from_files(files, omdb_path, report)
+        ratings = ratings_from_files(files, report)
+        unknown = ~np.isin(ratings["movieId"].to_numpy(), movies["movieId"].to_numpy())
+        if unknown.any():
+            first = int(np.flatnonzero(unknown)[0])
+            raise MovieLensFormatError(
+                f"{files.describe(ratings_table(files).name)}: user "
+                f"{ratings['userId'].iat[first]} rates movie {ratings['movieId'].iat[first]}, "
+                f"which {files.describe(files.release.movies.name)} does not list "
+                f"({int(unknown.sum()):,} such ratings)"
+            )
+    log.info("%s", report)
+    return MovieLensData(release=release, ratings=ratings, movies=movies, genome_tags=genome_tags)
 
 
 def summary(data: MovieLensData) -> str:

@@ -10,8 +10,9 @@ import hashlib
 import json
 from pathlib import Path
 
-from hvae_tf.data import generate, loading, protocols
+from hvae_tf.data import loading, protocols
 from hvae_tf.data.schema import MovieLensData
+from hvae_tf.synthetic import generate
 
 
 def default_data_dir(data_dir: str | None) -> Path:
@@ -19,9 +20,11 @@ def default_data_dir(data_dir: str | None) -> Path:
 
 
 def generated_release_dir(cfg) -> Path:
-    """Generated data lives in its own folder per scale and seed, never mixed with a real 20m."""
+    """Generated data lives in its own folder per generator version, scale and seed, never mixed
+    with a real 20m nor with what an older generator wrote."""
     return default_data_dir(cfg.data_dir) / "hvae_generated" / (
-        f"u{cfg.generated_users}-m{cfg.generated_movies}-r{cfg.generated_ratings}-s{cfg.seed}"
+        f"v{generate.GENERATOR_VERSION}-u{cfg.generated_users}-m{cfg.generated_movies}"
+        f"-r{cfg.generated_ratings}-s{cfg.seed}"
     )
 
 

@@ -20,7 +20,7 @@ from hvae_tf.evaluation.schemes import SCHEMES
 from hvae_tf.evaluation.significance import compare, load_per_user
 from hvae_tf.evaluation.tables import STANDARD_VAE, Result, model_label, table1, table2
 from hvae_tf.io import write_atomic
-from hvae_tf.training.config import TrainConfig
+from hvae_tf.config import TrainConfig
 
 FEATURE_SETS = ("random", "genre", "genome", "imdb")
 

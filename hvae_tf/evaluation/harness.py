@@ -78,7 +78,7 @@ def evaluate_saved_model(path, split_name: str = "test", recall_ks=(20, 50), ndc
     import tensorflow as tf
 
     from hvae_tf.data import prepare
-    from hvae_tf.training.config import TrainConfig
+    from hvae_tf.config import TrainConfig
     from hvae_tf.training.export import CONFIG_ASSET
 
     path = Path(path)

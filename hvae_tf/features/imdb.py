@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from tqdm.auto import tqdm
 
-from hvae_tf.data.releases import OMDB_HELP
+from tf_datasets.hvae_movielens.releases import OMDB_HELP
 from hvae_tf.data.schema import MovieLensData
 from hvae_tf.features import text
 from hvae_tf.features.feature_matrix import FeatureMatrix, hstack, select_movies

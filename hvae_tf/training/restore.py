@@ -12,7 +12,7 @@ from hvae_tf.data.protocols import Split
 from hvae_tf.data.schema import MovieLensData
 from hvae_tf.embeddings import movie_embeddings
 from hvae_tf.metrics.ranking import padded_indices
-from hvae_tf.training.config import TrainConfig
+from hvae_tf.config import TrainConfig
 
 
 @dataclasses.dataclass

@@ -21,7 +21,7 @@ from hvae_tf.embeddings import movie_embeddings
 from hvae_tf.io import write_atomic
 from hvae_tf.models import HybridVAE, StandardVAE
 from hvae_tf.training import callbacks as hvae_callbacks
-from hvae_tf.training.config import TrainConfig
+from hvae_tf.config import TrainConfig
 from hvae_tf.training.export import export_for_serving
 from hvae_tf.training.optimizer import FusedAdam
 from hvae_tf.training.strategy import is_chief, make_strategy

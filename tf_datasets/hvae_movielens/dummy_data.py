@@ -110,3 +110,40 @@ def dummy_data_dir() -> Path:
     root = Path(tempfile.mkdtemp(prefix="hvae-dummy-data-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
     return write_dummy_data(root)
+
+
+# A smaller ml-20m for the readers' own tests, each case visible in a few lines.
+TINY_RATINGS = """userId,movieId,rating,timestamp
+1,10,4.0,300
+1,20,3.5,100
+1,30,5.0,200
+2,10,0.5,50
+2,40,2.0,60
+2,40,4.5,70
+3,20,4.0,10
+3,30,1.0,10
+3,10,3.0,9
+"""
+TINY_MOVIES = """movieId,title,genres
+10,Invented Picture (1995),Adventure|Children
+20,"Second Invention, The (2001)",Comedy
+30,No Year Here,(no genres listed)
+40,Series (2007-),Drama
+"""
+TINY_LINKS = "movieId,imdbId,tmdbId\n10,0000010,1\n20,12345678,\n30,,3\n"
+TINY_GENOME_TAGS = "tagId,tag\n1,first\n2,\"second, with comma\"\n"
+TINY_GENOME_SCORES = "movieId,tagId,relevance\n10,1,0.25\n10,2,0.75\n20,2,0.5\n20,1,1.0\n"
+
+
+def write_tiny_20m(folder: Path, overrides: dict | None = None) -> Path:
+    """A tiny ml-20m/ folder; `overrides` maps a file name to its text (None: no such file)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {
+        "ratings.csv": TINY_RATINGS, "movies.csv": TINY_MOVIES, "links.csv": TINY_LINKS,
+        "genome-tags.csv": TINY_GENOME_TAGS, "genome-scores.csv": TINY_GENOME_SCORES,
+    }
+    files.update(overrides or {})
+    for name, text in files.items():
+        if text is not None:
+            (folder / name).write_bytes(text if isinstance(text, bytes) else text.encode())
+    return folder

@@ -2,7 +2,8 @@
 
 TFDS's own `movielens` builder yields one example per rating and no genome or OMDb data; the
 VAEs consume whole user histories and per-movie side information, so this builder yields those.
-It parses the raw files with `hvae_tf.data.readers`, the same code every other stage trusts.
+The raw files are parsed by the readers beside it (files.py, ratings.py, movies.py), which the
+package that trains on the dataset reuses for its direct reads, so both agree on what a file means.
 """
 
 from __future__ import annotations
@@ -14,8 +15,12 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
 
-from hvae_tf.data import readers, releases
-from hvae_tf.data.schema import OMDB_FIELDS
+from tf_datasets.hvae_movielens import releases
+from tf_datasets.hvae_movielens.columns import OMDB_FIELDS
+from tf_datasets.hvae_movielens.files import ReadReport, locate_release
+from tf_datasets.hvae_movielens.movies import read_movies
+from tf_datasets.hvae_movielens.ratings import read_ratings
+from tf_datasets.hvae_movielens.releases import download_failed_message
 
 _DESCRIPTION = """\
 MovieLens ratings grouped for collaborative filtering with variational autoencoders.
@@ -49,18 +54,6 @@ An optional `{releases.OMDB_FILE}` there adds OMDb data to the movies ({releases
 Archives:
 {archives}
 """
-
-
-def download_failed_message(release: str, cause: BaseException) -> str:
-    """Why the release could not be had, and the two ways to get it."""
-    rel = releases.get_release(release)
-    return (
-        f"could not download MovieLens {release} from {rel.url} ({type(cause).__name__}: "
-        f"{cause}). Either let the download happen with internet access, or pass a manual dir "
-        f"that holds the unzipped {rel.folder}/ folder or {rel.archive} from that URL: "
-        f"load_movielens({release!r}, manual_dir=...) or "
-        f"tfds.download.DownloadConfig(manual_dir=...)."
-    )
 
 
 class HvaeMovielensConfig(tfds.core.BuilderConfig):
@@ -142,24 +135,24 @@ class HvaeMovielens(tfds.core.GeneratorBasedBuilder):
             if (manual_dir / releases.OMDB_FILE).is_file():
                 manual_omdb = manual_dir / releases.OMDB_FILE
             try:
-                return readers.locate_release(release, manual_dir), manual_omdb
+                return locate_release(release, manual_dir), manual_omdb
             except FileNotFoundError as e:
                 logging.warning("manual dir without the release (%s); downloading instead", e)
         try:
             extracted = dl_manager.download_and_extract(self.builder_config.url)
         except Exception as e:  # no network, proxy, checksum: all need the same two remedies
             raise RuntimeError(download_failed_message(release, e)) from e
-        return readers.locate_release(release, Path(extracted)), manual_omdb
+        return locate_release(release, Path(extracted)), manual_omdb
 
     def _generate_examples(self, release_path: Path, omdb_path: Path | None):
         config = self.builder_config
-        report = readers.ReadReport()
+        report = ReadReport()
         if config.table == "users":
-            ratings = readers.read_ratings(config.release, release_path, report)
+            ratings = read_ratings(config.release, release_path, report)
             self.info.metadata["read_report"] = dataclasses.asdict(report)
             yield from _user_examples(ratings)
         else:
-            movies, genome_tags = readers.read_movies(config.release, release_path, omdb_path, report)
+            movies, genome_tags = read_movies(config.release, release_path, omdb_path, report)
             self.info.metadata["read_report"] = dataclasses.asdict(report)
             self.info.metadata["genome_tags"] = list(genome_tags)
             yield from _movie_examples(movies)

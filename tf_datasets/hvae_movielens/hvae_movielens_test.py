@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from hvae_tf.data.releases import RELEASES
+from tf_datasets.hvae_movielens.releases import RELEASES
 from tf_datasets.hvae_movielens import hvae_movielens
 from tf_datasets.hvae_movielens.dummy_data import dummy_data_dir
 

@@ -1,25 +1,26 @@
 """Synthetic MovieLens data in the exact ML-20M file layout, at any scale.
 
 ML-20M itself cannot be fetched everywhere (and may not be redistributed), yet the whole pipeline
-must be exercised on data of its size and shape. This module writes a folder that the same
-readers parse as a real unzipped `ml-20m/`: ratings.csv, movies.csv, links.csv, tags.csv,
-genome-scores.csv, genome-tags.csv, plus the omdb.jsonl that the OMDb fetcher would produce.
+must be exercised on data of its size and shape. This module writes a folder that the
+builder's readers parse as a real unzipped `ml-20m/`: ratings.csv, movies.csv, links.csv,
+genome-scores.csv, genome-tags.csv, plus the omdb.jsonl that the OMDb fetcher would produce: the
+files the builder reads, and no others.
 
-The data carry signal a model can find: users' tastes, movies' genres, genome relevances, tags and
-plot words are all drawn from the same K latent topics (a topic-model world). A user rates a movie
+The data carry signal a model can find: users' tastes, movies' genres, genome relevances and plot
+words are all drawn from the same K latent topics (a topic-model world). A user rates a movie
 with probability ~ popularity x topic affinity, and rates it higher when the affinity is high, so
 the "> 3.5 is a click" binarisation keeps the signal. Popularity and user activity are long-tailed.
 
-    python -m hvae_tf.data.generate OUT_DIR [--users N --movies N --ratings N --seed S]
+    python -m hvae_tf.synthetic.generate OUT_DIR [--users N --movies N --ratings N --seed S]
+        [--genome-tags genome-tags.csv]
 
 Same seed and sizes -> the same bytes. Every file is written under a temporary name and renamed
-into place only when complete.
+into place only when complete (hvae_tf.io).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import dataclasses
 import functools
@@ -34,6 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
+from hvae_tf.io import atomic_open
+
+# Raised whenever the same seed and sizes would write other bytes, so caches of older data are not reused.
+GENERATOR_VERSION = 2
+
 # Facts about ML-20M that the default scale reproduces.
 ML20M_USERS = 138_493
 ML20M_MOVIES = 27_278
@@ -41,8 +47,6 @@ ML20M_RATINGS = 20_000_263
 ML20M_MAX_MOVIE_ID = 131_262
 ML20M_GENOME_MOVIES = 10_381
 ML20M_OMDB_MOVIES = 26_621  # movies the paper keeps: those with IMDb (OMDb) information
-ML20M_TAGS = 465_564
-ML20M_TAGGERS = 7_801
 ML20M_MAX_USER_SHARE = 9_254 / 26_744  # the heaviest user rated about a third of the rated movies
 MIN_USER_RATINGS = 20  # ML-20M selected users with at least 20 ratings
 N_GENOME_TAGS = 1_128
@@ -167,10 +171,6 @@ LAST_NAMES = (
 WRITER_ROLES = ("", " (screenplay)", " (story)", " (novel)", " (characters)")
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
-DEFAULT_GENOME_TAGS = Path(
-    os.environ.get("HVAE_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data")
-) / "genome" / "genome-tags.csv"
-
 # Streams of the seed: each part of the world draws from its own, so parts stay independent.
 _CATALOGUE, _USERS, _GENOME, _OMDB, _CHUNK = range(5)
 RATINGS_PER_CHUNK = 600_000  # users are generated and written in chunks of about this many ratings
@@ -184,7 +184,6 @@ class GeneratedRelease:
     n_users: int
     n_movies: int
     n_ratings: int
-    n_tags: int
     n_genome_movies: int
     n_omdb_movies: int
     seed: int
@@ -196,13 +195,13 @@ def generate(
     n_movies: int = ML20M_MOVIES,
     n_ratings: int | None = None,
     seed: int = 0,
-    genome_tags_path: str | os.PathLike | None = DEFAULT_GENOME_TAGS,
+    genome_tags_path: str | os.PathLike | None = None,
 ) -> GeneratedRelease:
     """Write a synthetic release in ML-20M's layout to `out_dir` (created if missing).
 
     n_ratings=None keeps ML-20M's ratings per user (144.4), limited to what the catalogue allows.
-    genome_tags_path: a genome-tags.csv whose real tag names are used when the file exists;
-    otherwise the tags are named tag0001..tag1128.
+    genome_tags_path: a genome-tags.csv whose real tag names are used (the genome then shows
+    which tags go with which genres); None names the tags tag0001..tag1128.
     """
     n_ratings = _check_sizes(n_users, n_movies, n_ratings)
     if seed < 0:
@@ -221,9 +220,8 @@ def generate(
     _write_csv(out / "genome-tags.csv", ("tagId", "tag"), ((i + 1, t) for i, t in enumerate(tag_names)))
     n_genome = _write_genome_scores(out / "genome-scores.csv", _rng(seed, _GENOME), catalogue, tag_names)
     n_omdb = _write_omdb(out / "omdb.jsonl", _rng(seed, _OMDB), catalogue)
-    n_tags = _write_ratings_and_tags(out, seed, catalogue, users)
-    _write_readme(out / "README.txt", seed, n_users, n_movies, n_ratings)
-    return GeneratedRelease(out, n_users, n_movies, n_ratings, n_tags, n_genome, n_omdb, seed)
+    _write_ratings(out / "ratings.csv", seed, catalogue, users)
+    return GeneratedRelease(out, n_users, n_movies, n_ratings, n_genome, n_omdb, seed)
 
 
 def max_user_ratings(n_movies: int) -> int:
@@ -378,8 +376,6 @@ class _Users:
     half_stars: np.ndarray  # bool: uses half stars
     first_time: np.ndarray  # int64
     last_time: np.ndarray  # int64
-    taggers: np.ndarray  # bool: writes tags
-    tag_chance: float  # chance that a tagger tags one of their ratings
 
 
 def _make_users(rng, n_users: int, n_movies: int, n_ratings: int, catalogue: _Catalogue) -> _Users:
@@ -393,12 +389,6 @@ def _make_users(rng, n_users: int, n_movies: int, n_ratings: int, catalogue: _Ca
     span = np.exp(rng.normal(np.log(3 * 86_400), 3.0, n_users))
     last_time = np.minimum(first_time + np.maximum(span, 600), LAST_TIMESTAMP).astype(np.int64)
 
-    n_taggers = max(1, round(n_users * ML20M_TAGGERS / ML20M_USERS))
-    taggers = np.zeros(n_users, bool)
-    heavier = np.sqrt(counts) / np.sqrt(counts).sum()  # heavy raters tag more often
-    taggers[rng.choice(n_users, n_taggers, replace=False, p=heavier)] = True
-    tags_wanted = n_ratings * ML20M_TAGS / ML20M_RATINGS
-    tag_chance = min(1.0, tags_wanted / (_TAGS_PER_TAGGED_RATING * counts[taggers].sum()))
     return _Users(
         counts=counts,
         taste_cdfs=taste_cdfs,
@@ -407,8 +397,6 @@ def _make_users(rng, n_users: int, n_movies: int, n_ratings: int, catalogue: _Ca
         half_stars=rng.random(n_users) < 0.5,
         first_time=first_time,
         last_time=last_time,
-        taggers=taggers,
-        tag_chance=tag_chance,
     )
 
 
@@ -433,9 +421,8 @@ def _activity(rng, n_users: int, n_ratings: int, cap: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
-# Ratings (and the tags written beside them), streamed user chunk by user chunk.
+# Ratings, streamed user chunk by user chunk.
 
-_TAGS_PER_TAGGED_RATING = 1.5
 AFFINITY_WEIGHT = 0.8  # stars per standard deviation of user-movie topic affinity
 MEAN_SCORE = 3.45  # with the constants below: ML-20M's star shares, mean 3.5, ~51% above 3.5
 DISLIKE_CHANCE, DISLIKE_DROP = 0.07, 2.0
@@ -515,12 +502,10 @@ def _chunks(counts: np.ndarray) -> list[tuple[int, int]]:
     return list(itertools.pairwise(bounds))
 
 
-def _write_ratings_and_tags(out: Path, seed: int, catalogue: _Catalogue, users: _Users) -> int:
+def _write_ratings(path: Path, seed: int, catalogue: _Catalogue, users: _Users) -> None:
     n_movies = len(catalogue.movie_ids)
-    n_tags = 0
-    with _atomic_file(out / "ratings.csv") as ratings_file, _atomic_file(out / "tags.csv") as tags_file:
+    with atomic_open(path) as ratings_file:
         ratings_file.write(b"userId,movieId,rating,timestamp\n")
-        tags_file.write(b"userId,movieId,tag,timestamp\n")
         for index, (start, stop) in enumerate(_chunks(users.counts)):
             rng = _rng(seed, _CHUNK, index)
             keys = _pick_movies(rng, catalogue, users.taste_cdfs[start:stop], users.counts[start:stop])
@@ -533,31 +518,6 @@ def _write_ratings_and_tags(out: Path, seed: int, catalogue: _Catalogue, users: 
                 _digits(user + 1), _digits(catalogue.movie_ids[movie]),
                 _STAR_TEXT[np.round(stars * 2).astype(np.int64)], _digits(times),
             ]))
-            tagged = users.taggers[user] & (rng.random(user.size) < users.tag_chance)
-            n_tags += _write_tags(tags_file, rng, catalogue, user[tagged], movie[tagged], times[tagged])
-    return n_tags
-
-
-def _write_tags(file, rng, catalogue: _Catalogue, user, movie, times) -> int:
-    """Tags are words of a movie's topics: the same signal as its plot, seen through users."""
-    words, topic_words = _vocabulary()
-    repeat = 1 + rng.poisson(_TAGS_PER_TAGGED_RATING - 1, user.size)
-    user, movie, times = np.repeat(user, repeat), np.repeat(movie, repeat), np.repeat(times, repeat)
-    times = np.minimum(times + rng.integers(0, 3600, user.size), LAST_TIMESTAMP)
-    topic = _draw_categories(rng, catalogue.topic_cdfs, movie)
-    pick = topic_words[topic, rng.integers(0, topic_words.shape[1], user.size)]
-    text = words[pick].astype(object)
-    pairs = rng.random(user.size) < 0.02  # a few two-word tags with a comma, quoted as in ML-20M
-    text[pairs] = text[pairs] + ", " + words[topic_words[topic[pairs], 0]]
-    ids = catalogue.movie_ids[movie].tolist()
-    rows = sorted(set(zip((user + 1).tolist(), ids, text, times.tolist())))
-    seen, kept = set(), []
-    for row in rows:  # one (user, movie, tag) once, at its first time
-        if row[:3] not in seen:
-            seen.add(row[:3])
-            kept.append(row)
-    file.write(_csv_text(kept))
-    return len(kept)
 
 
 def _draw_categories(rng, cdfs: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -615,14 +575,16 @@ def _write_links(path: Path, catalogue: _Catalogue) -> None:
 
 
 def _genome_tag_names(path) -> list[str]:
-    """Real tag names when the file is there (never copied into the repo), else tag0001..."""
-    if path is not None and Path(path).is_file():
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f))
-        if rows[:1] != [["tagId", "tag"]] or len(rows) < 2:
-            raise ValueError(f"{path}: expected a genome-tags.csv with header 'tagId,tag' and tag rows")
-        return [row[1] for row in rows[1:]]
-    return [f"tag{i:04d}" for i in range(1, N_GENOME_TAGS + 1)]
+    """The given file's tag names (read where the user keeps it, never copied), else tag0001..."""
+    if path is None:
+        return [f"tag{i:04d}" for i in range(1, N_GENOME_TAGS + 1)]
+    if not Path(path).is_file():
+        raise ValueError(f"--genome-tags {path} does not exist: give a genome-tags.csv or leave it out")
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    if rows[:1] != [["tagId", "tag"]] or len(rows) < 2:
+        raise ValueError(f"{path}: expected a genome-tags.csv with header 'tagId,tag' and tag rows")
+    return [row[1] for row in rows[1:]]
 
 
 def _tag_loadings(rng, tag_names: list[str]) -> np.ndarray:
@@ -648,7 +610,7 @@ def _write_genome_scores(path: Path, rng, catalogue: _Catalogue, tag_names: list
     loadings = _tag_loadings(rng, tag_names)
     bias = rng.normal(-3.2, 0.8, len(tag_names))
     tag_ids = _digits(np.arange(1, len(tag_names) + 1))
-    with _atomic_file(path) as f:
+    with atomic_open(path) as f:
         f.write(b"movieId,tagId,relevance\n")
         for start in range(0, n_genome, 1000):
             movies = chosen[start : start + 1000]
@@ -699,7 +661,7 @@ def _write_omdb(path: Path, rng, catalogue: _Catalogue) -> int:
     plots = _plots(rng, catalogue.topics)
     names = _names(catalogue)
 
-    with _atomic_file(path) as f:
+    with atomic_open(path) as f:
         for m in range(n):
             imdb = f"tt{catalogue.imdb_ids[m]:07d}"
             if not found[m]:
@@ -770,34 +732,6 @@ def _plots(rng, topics: np.ndarray) -> list[str]:
     return [" ".join(tokens[e - c : e]) for e, c in zip(ends.tolist(), n_words.tolist())]
 
 
-def _write_readme(path: Path, seed: int, n_users: int, n_movies: int, n_ratings: int) -> None:
-    text = (
-        "Synthetic MovieLens data in the ML-20M file layout, written by hvae_tf.data.generate.\n"
-        f"seed={seed} users={n_users} movies={n_movies} ratings={n_ratings}\n"
-        "Not MovieLens data: every value is drawn from a latent-topic model.\n"
-    )
-    with _atomic_file(path) as f:
-        f.write(text.encode())
-
-
-# ---------------------------------------------------------------------------------------------
-# Writing: atomic files and fast CSV formatting.
-
-
-@contextlib.contextmanager
-def _atomic_file(path: Path):
-    """A binary file written under a temporary name and renamed to `path` only on success."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb", buffering=1 << 20) as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def _csv_text(rows) -> bytes:
     """UTF-8 CSV that quotes only the fields that need it (commas, quotes), like ML-20M."""
     buffer = io.StringIO()
@@ -806,7 +740,7 @@ def _csv_text(rows) -> bytes:
 
 
 def _write_csv(path: Path, header: tuple[str, ...], rows) -> None:
-    with _atomic_file(path) as f:
+    with atomic_open(path) as f:
         f.write(_csv_text([header, *rows]))
 
 
@@ -855,7 +789,7 @@ def _csv_bytes(columns: list[np.ndarray]) -> bytes:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m hvae_tf.data.generate",
+        prog="python -m hvae_tf.synthetic.generate",
         description="Write synthetic MovieLens data in the ML-20M file layout (default: its scale).",
     )
     parser.add_argument("out_dir", metavar="OUT_DIR", help="folder to write (created if missing)")
@@ -867,8 +801,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=0, help="the same seed writes the same bytes")
     parser.add_argument(
-        "--genome-tags", default=str(DEFAULT_GENOME_TAGS),
-        help="a genome-tags.csv whose real tag names are used if it exists (default: %(default)s)",
+        "--genome-tags",
+        help="a genome-tags.csv (e.g. the real release's) whose tag names the genome uses "
+             "(default: tag0001..tag1128)",
     )
     args = parser.parse_args(argv)
     started = time.perf_counter()
@@ -880,7 +815,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
     print(
         f"wrote {result.path}: {result.n_ratings:,} ratings by {result.n_users:,} users on "
-        f"{result.n_movies:,} movies, {result.n_tags:,} tags, genome for {result.n_genome_movies:,} "
+        f"{result.n_movies:,} movies, genome for {result.n_genome_movies:,} "
         f"movies, OMDb for {result.n_omdb_movies:,} (seed {result.seed}, "
         f"{time.perf_counter() - started:.0f} s)"
     )

@@ -1,7 +1,7 @@
 """The MovieLens releases we know: where each is published and how its files are laid out.
 
-Download facts (URL, size, SHA-256) are the ones tensorflow-datasets records for its own
-`movielens` builder, so a download through our builder is verified against the same hashes.
+The archives' sizes and SHA-256 are in checksums.tsv beside this file (the ones tensorflow-datasets
+records for its own `movielens` builder), which TFDS checks every download against.
 """
 
 from __future__ import annotations
@@ -37,8 +37,6 @@ class Release:
 
     name: str
     archive: str  # zip file name, also the folder name inside it without ".zip"
-    size: int
-    sha256: str
     ratings: TableFile
     movies: TableFile
     links: TableFile | None  # None: the release ships no links.csv (1m, 100k)
@@ -68,8 +66,6 @@ RELEASES: dict[str, Release] = {
         Release(
             name="20m",
             archive="ml-20m.zip",
-            size=198702078,
-            sha256="96f243c338a8665f6bcc89c53edf6ee39162a846940de6b7c8c48aeada765ff3",
             ratings=_CSV_RATINGS,
             movies=_CSV_MOVIES,
             links=_CSV_LINKS,
@@ -80,8 +76,6 @@ RELEASES: dict[str, Release] = {
         Release(
             name="25m",
             archive="ml-25m.zip",
-            size=261978986,
-            sha256="8b21cfb7eb1706b4ec0aac894368d90acf26ebdfb6aced3ebd4ad5bd1eb9c6aa",
             ratings=_CSV_RATINGS,
             movies=_CSV_MOVIES,
             links=_CSV_LINKS,
@@ -92,8 +86,6 @@ RELEASES: dict[str, Release] = {
         Release(
             name="1m",
             archive="ml-1m.zip",
-            size=5917549,
-            sha256="a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20",
             ratings=TableFile("ratings.dat", "::", "iso-8859-1", False, ("userId", "movieId", "rating", "timestamp")),
             movies=TableFile("movies.dat", "::", "iso-8859-1", False, ("movieId", "title", "genres")),
             links=None,
@@ -104,8 +96,6 @@ RELEASES: dict[str, Release] = {
         Release(
             name="latest-small",
             archive="ml-latest-small.zip",
-            size=978202,
-            sha256="696d65a3dfceac7c45750ad32df2c259311949efec81f0f144fdfb91ebc9e436",
             ratings=_CSV_RATINGS,
             movies=_CSV_MOVIES,
             links=_CSV_LINKS,
@@ -116,8 +106,6 @@ RELEASES: dict[str, Release] = {
         Release(
             name="100k",
             archive="ml-100k.zip",
-            size=4924029,
-            sha256="50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229",
             ratings=TableFile("u.data", "\t", "iso-8859-1", False, ("userId", "movieId", "rating", "timestamp")),
             movies=TableFile("u.item", "|", "iso-8859-1", False, ("movieId", "title", "release_date", "video_release_date", "imdb_url") ),
             links=None,
@@ -139,3 +127,15 @@ def get_release(name: str) -> Release:
         raise ValueError(
             f"unknown MovieLens release {name!r}: choose one of {', '.join(RELEASES)}"
         ) from None
+
+
+def download_failed_message(release: str, cause: BaseException) -> str:
+    """Why the release could not be had, and the two ways to get it."""
+    rel = get_release(release)
+    return (
+        f"could not download MovieLens {release} from {rel.url} ({type(cause).__name__}: "
+        f"{cause}). Either let the download happen with internet access, or pass a manual dir "
+        f"that holds the unzipped {rel.folder}/ folder or {rel.archive} from that URL: "
+        f"load_movielens({release!r}, manual_dir=...) or "
+        f"tfds.download.DownloadConfig(manual_dir=...)."
+    )

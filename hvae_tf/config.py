@@ -11,7 +11,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from hvae_tf.data.releases import RELEASES
+from tf_datasets.hvae_movielens.releases import RELEASES
 
 DATASETS = (*RELEASES, "generated")
 FEATURES = ("none", "random", "genre", "genome", "imdb")
