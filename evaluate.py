@@ -6,6 +6,7 @@
     python evaluate.py grid --dataset 1m --manual-dir DIR --out results/1m [train.py flags]
     python evaluate.py plots RUN_DIR                 user clusters, movie space, curves, projector
     python evaluate.py nearest RUN_DIR "Toy Story (1995)" [-k 10]
+    python evaluate.py embeddings --dataset 1m --manual-dir DIR --features genre [train.py flags]
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-COMMANDS = ("run", "compare", "grid", "plots", "nearest")
+COMMANDS = ("run", "compare", "grid", "plots", "nearest", "embeddings")
 
 
 def add_metric_flags(p: argparse.ArgumentParser) -> None:
@@ -25,6 +26,7 @@ def add_metric_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from hvae_tf.config import APPROACHES, HYBRID_FEATURES
     from hvae_tf.config import build_parser as train_parser
 
     p = argparse.ArgumentParser(prog="evaluate.py", description=__doc__,
@@ -43,9 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="the paper's grid: all feature sets, both approaches, 3 folds")
     grid.add_argument("--out", required=True, help="folder for runs, evaluations and tables")
     grid.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2])
-    grid.add_argument("--approaches", type=int, nargs="+", choices=(1, 2), default=[1, 2])
-    grid.add_argument("--feature-sets", nargs="+", default=["random", "genre", "genome", "imdb"],
-                      choices=["random", "genre", "genome", "imdb"])
+    grid.add_argument("--approaches", type=int, nargs="+", choices=APPROACHES, default=list(APPROACHES))
+    grid.add_argument("--feature-sets", nargs="+", default=list(HYBRID_FEATURES), choices=HYBRID_FEATURES)
     plots = sub.add_parser("plots", help="the paper's figures and embedding numbers for a run")
     plots.add_argument("run_dir")
     plots.add_argument("--seed", type=int, default=0)
@@ -53,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     near.add_argument("run_dir")
     near.add_argument("query", help="a title (fuzzy) or a MovieLens movie id")
     near.add_argument("-k", type=int, default=10)
+    sub.add_parser("embeddings", parents=[train_parser(add_help=False)],
+                   help="build a fold's movie embeddings and check how they group movies by genre")
     return p
 
 
@@ -82,7 +85,7 @@ def command_run(args) -> None:
 
 def command_compare(args) -> None:
     from hvae_tf.evaluation import harness
-    from hvae_tf.evaluation.schemes import SCHEMES
+    from hvae_tf.config import SCHEMES
     from hvae_tf.evaluation.significance import compare, load_per_user
 
     folders = []
@@ -112,6 +115,13 @@ def command_plots(args) -> None:
     print(json.dumps(write_report(args.run_dir, seed=args.seed), indent=2))
 
 
+def command_embeddings(parser, args) -> None:
+    from hvae_tf.analysis.report import genre_check
+    from hvae_tf.config import config_from_args
+
+    print(genre_check(config_from_args(parser, args)))
+
+
 def command_nearest(args) -> None:
     from hvae_tf.analysis.report import nearest_movies
 
@@ -122,8 +132,8 @@ def command_nearest(args) -> None:
 def main(argv=None) -> int:
     parser, args = parse(argv)
     try:
-        if args.command == "grid":
-            command_grid(parser, args)
+        if args.command in ("grid", "embeddings"):
+            {"grid": command_grid, "embeddings": command_embeddings}[args.command](parser, args)
         else:
             {"run": command_run, "compare": command_compare, "plots": command_plots,
              "nearest": command_nearest}[args.command](args)

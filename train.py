@@ -3,11 +3,12 @@
 import sys
 
 from hvae_tf.config import parse_args
-from hvae_tf.training.run import train
 
 
 def main(argv=None) -> int:
-    cfg = parse_args(argv)
+    cfg = parse_args(argv)  # before TensorFlow loads: a wrong flag is reported at once
+    from hvae_tf.training.run import train
+
     try:
         train(cfg)
     except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError) as error:

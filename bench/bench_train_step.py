@@ -193,7 +193,7 @@ def build_model(kind, n_movies, args, dataset, strategy):
                            float32_outputs=args.precision != "float32")
         model.compile(optimizer=make_optimizer("keras" if keras_adam else "package"),
                       steps_per_execution=args.steps_per_execution)
-        model(next(iter(dataset)))  # build inside the scope, before fit (DESIGN.md section 3)
+        model(next(iter(dataset)))  # built inside the scope before fit, as train.py does
     return model
 
 
@@ -255,7 +255,7 @@ def breakdown(n_movies: int, args, dataset) -> None:
     variables = model.trainable_variables
 
     def loss():
-        reconstruction, kl, beta = model._per_user_losses(batch, training=True)
+        reconstruction, kl, beta = model.compute_losses(batch, training=True)
         return tf.reduce_mean(reconstruction + beta * kl)
 
     def gradients():

@@ -1,7 +1,17 @@
 """Every setting of a training run, as flags for train.py and as the run folder's config.json.
 
-One dataclass so that the command line, the saved config, the run-folder check and the cache keys
-all read the same field names.
+One dataclass, so that the command line, the saved config, the run-folder check, the cache keys
+and the model's constructor all read the same field names. Each field says which parts of a run
+it belongs to, and the parts are read from it instead of being listed again elsewhere:
+
+    split     the data and the user split (the split cache is keyed on these)
+    features  the movie features and the Movie-VAE (the embeddings cache is keyed on these)
+    model     the constructor arguments of the Standard-/Hybrid-VAE (`build_model(**cfg.part("model"))`)
+    fit       how `model.fit` runs
+    output    where results go and what is printed
+
+This module imports neither TensorFlow nor anything that does, so flags are checked in a fraction
+of a second, before TensorFlow loads.
 """
 
 from __future__ import annotations
@@ -9,59 +19,129 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 from pathlib import Path
+from typing import Any, Callable
 
 from tf_datasets.hvae_movielens.releases import RELEASES
 
 DATASETS = (*RELEASES, "generated")
-FEATURES = ("none", "random", "genre", "genome", "imdb")
+CONTENT_FEATURES = ("genre", "genome", "imdb")  # what a movie's own data says
+HYBRID_FEATURES = ("random", *CONTENT_FEATURES)  # what the Hybrid-VAE can be given
+FEATURES = ("none", *HYBRID_FEATURES)  # "none": the Standard-VAE
+FEATURE_LABELS = {"random": "random", "genre": "genre", "genome": "genome", "imdb": "IMDb"}
+APPROACHES = (1, 2)
 LIKELIHOODS = ("multinomial", "bernoulli")
 PROTOCOLS = ("paper", "liang")
+SCHEMES = ("Eval 1", "Eval 2")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
+PARTS = ("split", "features", "model", "fit", "output")
 
 # Fields that may change between a run and its continuation in the same run folder.
 RESUMABLE_FIELDS = frozenset({"epochs", "export_dir", "export_version", "verbose", "strategy"})
 
 
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """What a setting's value must be: a test and the words that say it ("at least 1")."""
+
+    holds: Callable[[Any], bool]
+    requirement: str
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+AT_LEAST_1 = Rule(lambda v: _finite(v) and int(v) == v and v >= 1, "a whole number >= 1")
+AT_LEAST_0 = Rule(lambda v: _finite(v) and int(v) == v and v >= 0, "a whole number >= 0")
+POSITIVE = Rule(lambda v: _finite(v) and v > 0, "a finite number > 0")
+NON_NEGATIVE = Rule(lambda v: _finite(v) and v >= 0, "a finite number >= 0")
+RATE = Rule(lambda v: _finite(v) and 0 <= v < 1, "in [0, 1)")
+
+
+def setting(default, parts: str = "", help: str | None = None, *, type=None, choices=None,
+            rule: Rule | None = None, flag: str | None = None, action: str | None = None,
+            group: str | None = None):
+    """A TrainConfig field: its default, the parts it belongs to (space-separated) and its flag,
+    listed in --help under its first part (or `group`)."""
+    unknown = set(parts.split()) - set(PARTS)
+    if unknown:
+        raise ValueError(f"unknown parts {sorted(unknown)}: choose from {PARTS}")
+    return dataclasses.field(default=default, metadata={
+        "parts": frozenset(parts.split()), "group": group or parts.split()[0], "help": help,
+        "type": type, "choices": choices, "rule": rule, "flag": flag, "action": action,
+    })
+
+
 @dataclasses.dataclass
 class TrainConfig:
-    dataset: str = "20m"
-    data_dir: str | None = None
-    manual_dir: str | None = None
-    generated_users: int = 138_493
-    generated_movies: int = 27_278
-    generated_ratings: int = 20_000_263
-    protocol: str = "paper"
-    fold: int = 0
-    heldout_users: float | None = None
-    threshold: float = 3.5
-    features: str = "genome"
-    approach: int = 1
-    embedding_dim: int = 3
-    trainable_embeddings: bool = False
-    movie_vae_epochs: int = 100
-    vad_lexicon: str | None = None
-    liwc_dic: str | None = None
-    word_vectors: str | None = None
-    likelihood: str = "multinomial"
-    hidden_dim: int = 600
-    latent_dim: int = 200
-    dropout: float = 0.5
-    normalize_input: bool = True
-    epochs: int = 200
-    batch_size: int = 500
-    lr: float = 1e-3
-    anneal_steps: int = 200_000
-    anneal_cap: float = 0.2
-    weight_decay: float = 0.0
-    seed: int = 98765
-    deterministic: bool = True
-    strategy: str = "auto"
-    run_dir: str | None = None
-    export_dir: str = "saved_models"
-    export_k: int = 100
-    export_version: int | None = None
-    verbose: int = 1
+    dataset: str = setting("20m", "split", "MovieLens release, or 'generated' (synthetic data in "
+                           "ML-20M layout)", choices=DATASETS)
+    data_dir: str | None = setting(None, help="TFDS data folder (default ~/tensorflow_datasets); "
+                                   "splits and embeddings are cached there too", type=str,
+                                   group="split")
+    manual_dir: str | None = setting(None, "split", "folder holding the unzipped release (or its "
+                                     "zip) and omdb.jsonl", type=str)
+    generated_users: int = setting(138_493, "split", rule=AT_LEAST_1)
+    generated_movies: int = setting(27_278, "split", rule=AT_LEAST_1)
+    generated_ratings: int = setting(20_000_263, "split", rule=AT_LEAST_1)
+    protocol: str = setting("paper", "split", choices=PROTOCOLS)
+    fold: int = setting(0, "split", choices=(0, 1, 2))
+    heldout_users: float | None = setting(
+        None, "split", "validation and test users each: a count, or a fraction < 1 (default "
+        "10,000 on the big releases, 10%% on small ones)", type=float, rule=POSITIVE)
+    threshold: float = setting(3.5, "split", "a rating above this is a click")
+    features: str = setting("genome", "features", "'none' trains the Standard-VAE; the others a "
+                            "Hybrid-VAE", choices=FEATURES)
+    approach: int = setting(1, "model", "1: flatten the N x d embeddings; 2: a dense layer "
+                            "collapses each to 1 value", choices=APPROACHES)
+    embedding_dim: int = setting(3, "features", "size of the movie embeddings (the Movie-VAE's "
+                                 "latent size)", rule=AT_LEAST_1)
+    trainable_embeddings: bool = setting(False, "model", "let the H-VAE's training move the movie "
+                                         "embeddings", action="store_true")
+    movie_vae_epochs: int = setting(100, "features", rule=AT_LEAST_1)
+    vad_lexicon: str | None = setting(None, "features", "Warriner et al. (2013) CSV for the imdb "
+                                      "features", type=str)
+    liwc_dic: str | None = setting(None, "features", "LIWC .dic dictionary (default: Empath's open "
+                                   "categories)", type=str)
+    word_vectors: str | None = setting(None, "features", "pretrained word2vec file (default: "
+                                       "trained on the plots)", type=str)
+    likelihood: str = setting("multinomial", "model", choices=LIKELIHOODS)
+    hidden_dim: int = setting(600, "model", rule=AT_LEAST_1)
+    latent_dim: int = setting(200, "model", rule=AT_LEAST_1)
+    dropout: float = setting(0.5, "model", "share of a user's clicks dropped from the encoder's "
+                             "input in training", rule=RATE)
+    normalize_input: bool = setting(True, "model", "feed the click row as is, not L2-normalised",
+                                    flag="--no-normalize-input", action="store_false")
+    anneal_steps: int = setting(200_000, "model", "steps over which the KL weight rises linearly "
+                                "to --anneal-cap (0: the cap from the first step)", rule=AT_LEAST_0)
+    anneal_cap: float = setting(0.2, "model", rule=NON_NEGATIVE)
+    weight_decay: float = setting(0.0, "model", "L2 penalty weight on the dense kernels, added to "
+                                  "the loss (Mult-VAE's lambda; 0 = off)", rule=NON_NEGATIVE)
+    epochs: int = setting(200, "fit", rule=AT_LEAST_1)
+    batch_size: int = setting(500, "fit", rule=AT_LEAST_1)
+    lr: float = setting(1e-3, "fit", rule=POSITIVE)
+    seed: int = setting(98765, "split features model fit")
+    deterministic: bool = setting(True, "fit", "allow non-deterministic (faster) kernels",
+                                  flag="--no-deterministic", action="store_false")
+    strategy: str = setting("auto", "fit", "auto: MirroredStrategy over all GPUs when there are "
+                            "several; multiworker: MultiWorkerMirroredStrategy from TF_CONFIG",
+                            choices=STRATEGIES)
+    verbose: int = setting(1, "output", choices=(0, 1, 2))
+    run_dir: str | None = setting(None, "output", "run folder (default runs/<model name>)", type=str)
+    export_dir: str = setting("saved_models", "output", "TF Serving base folder: the model goes to "
+                              "<dir>/<name>/<version>/")
+    export_k: int = setting(100, "output", "how many movies the served model returns",
+                            rule=AT_LEAST_1)
+    export_version: int | None = setting(None, "output", type=int)
+
+    def part(self, name: str) -> dict[str, Any]:
+        """The settings of one part of the run, e.g. `cfg.part("model")` for the model's constructor."""
+        if name not in PARTS:
+            raise ValueError(f"unknown part {name!r}: choose from {', '.join(PARTS)}")
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if name in f.metadata["parts"]}
 
     @property
     def model_name(self) -> str:
@@ -87,76 +167,60 @@ class TrainConfig:
         return {k: (theirs[k], mine[k]) for k in mine
                 if k not in RESUMABLE_FIELDS and mine[k] != theirs[k]}
 
+    def problems(self) -> list[str]:
+        """Every value and combination of values that cannot work, each naming its flag."""
+        found = []
+        for f in dataclasses.fields(self):
+            value, rule = getattr(self, f.name), f.metadata["rule"]
+            if value is not None and rule is not None and not rule.holds(value):
+                found.append(f"{flag_of(f.name)} must be {rule.requirement}, got {value!r}")
+        if self.features == "none" and self.trainable_embeddings:
+            found.append("--trainable-embeddings needs movie embeddings: pick --features "
+                         + "/".join(HYBRID_FEATURES))
+        defaults = TrainConfig()
+        for name in ("generated_users", "generated_movies", "generated_ratings"):
+            if self.dataset != "generated" and getattr(self, name) != getattr(defaults, name):
+                found.append(f"{flag_of(name)} only applies with --dataset generated")
+        return found
 
-def _choice_error(parser: argparse.ArgumentParser, flag: str, value, allowed) -> None:
-    parser.error(f"{flag} {value!r} is not one of {', '.join(map(str, allowed))}")
+
+def flag_of(name: str) -> str:
+    """The command-line flag of a TrainConfig field."""
+    return f"--{name.replace('_', '-')}"
+
+
+def check_setting(name: str, value) -> None:
+    """The rule of TrainConfig's field `name`, for code that takes the setting as an argument
+    (the models): a ValueError naming the argument, the same rule the flag is checked against."""
+    rule = TrainConfig.__dataclass_fields__[name].metadata["rule"]
+    if not rule.holds(value):
+        raise ValueError(f"{name} must be {rule.requirement}, got {value!r}")
+
+
+_GROUP_TITLES = {"split": "data", "features": "movie features", "model": "model",
+                 "fit": "training", "output": "outputs"}
 
 
 def build_parser(add_help: bool = True) -> argparse.ArgumentParser:
-    """train.py's flags; evaluate.py's grid takes the same ones (add_help=False for a parent)."""
-    defaults = TrainConfig()
+    """train.py's flags, one per TrainConfig field; evaluate.py's grid takes the same ones
+    (add_help=False for a parent parser)."""
     p = argparse.ArgumentParser(
         prog="train.py",
         description="Train a Standard-VAE or Hybrid-VAE on MovieLens and export it for TF Serving.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         add_help=add_help,
     )
-    data = p.add_argument_group("data")
-    data.add_argument("--dataset", choices=DATASETS, default=defaults.dataset,
-                      help="MovieLens release, or 'generated' (synthetic data in ML-20M layout)")
-    data.add_argument("--data-dir", help="TFDS data folder (default ~/tensorflow_datasets)")
-    data.add_argument("--manual-dir", help="folder holding the unzipped release (or its zip) and omdb.jsonl")
-    data.add_argument("--generated-users", type=int, default=defaults.generated_users)
-    data.add_argument("--generated-movies", type=int, default=defaults.generated_movies)
-    data.add_argument("--generated-ratings", type=int, default=defaults.generated_ratings)
-    data.add_argument("--protocol", choices=PROTOCOLS, default=defaults.protocol)
-    data.add_argument("--fold", type=int, choices=(0, 1, 2), default=defaults.fold)
-    data.add_argument("--heldout-users", type=float,
-                      help="validation and test users each: a count, or a fraction < 1 "
-                           "(default 10,000 on the big releases, 10%% on small ones)")
-    data.add_argument("--threshold", type=float, default=defaults.threshold,
-                      help="a rating above this is a click")
-    feats = p.add_argument_group("movie features")
-    feats.add_argument("--features", choices=FEATURES, default=defaults.features,
-                       help="'none' trains the Standard-VAE; the others a Hybrid-VAE")
-    feats.add_argument("--approach", type=int, choices=(1, 2), default=defaults.approach,
-                       help="1: flatten the N x d embeddings; 2: a dense layer collapses each to 1 value")
-    feats.add_argument("--embedding-dim", type=int, default=defaults.embedding_dim)
-    feats.add_argument("--trainable-embeddings", action="store_true")
-    feats.add_argument("--movie-vae-epochs", type=int, default=defaults.movie_vae_epochs)
-    feats.add_argument("--vad-lexicon", help="Warriner et al. (2013) CSV for the imdb features")
-    feats.add_argument("--liwc-dic", help="LIWC .dic dictionary (default: Empath's open categories)")
-    feats.add_argument("--word-vectors", help="pretrained word2vec file (default: trained on the plots)")
-    model = p.add_argument_group("model")
-    model.add_argument("--likelihood", choices=LIKELIHOODS, default=defaults.likelihood)
-    model.add_argument("--hidden-dim", type=int, default=defaults.hidden_dim)
-    model.add_argument("--latent-dim", type=int, default=defaults.latent_dim)
-    model.add_argument("--dropout", type=float, default=defaults.dropout)
-    model.add_argument("--no-normalize-input", dest="normalize_input", action="store_false")
-    fit = p.add_argument_group("training")
-    fit.add_argument("--epochs", type=int, default=defaults.epochs)
-    fit.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    fit.add_argument("--lr", type=float, default=defaults.lr)
-    fit.add_argument("--anneal-steps", type=int, default=defaults.anneal_steps,
-                     help="steps over which the KL weight rises linearly to --anneal-cap")
-    fit.add_argument("--anneal-cap", type=float, default=defaults.anneal_cap)
-    fit.add_argument("--weight-decay", type=float, default=defaults.weight_decay,
-                     help="L2 penalty weight on the dense kernels, added to the loss "
-                          "(Mult-VAE's lambda; 0 = off)")
-    fit.add_argument("--seed", type=int, default=defaults.seed)
-    fit.add_argument("--no-deterministic", dest="deterministic", action="store_false",
-                     help="allow non-deterministic (faster) kernels")
-    fit.add_argument("--strategy", choices=STRATEGIES, default=defaults.strategy,
-                     help="auto: MirroredStrategy over all GPUs when there are several; "
-                          "multiworker: MultiWorkerMirroredStrategy from TF_CONFIG")
-    fit.add_argument("--verbose", type=int, choices=(0, 1, 2), default=defaults.verbose)
-    out = p.add_argument_group("outputs")
-    out.add_argument("--run-dir", help="run folder (default runs/<model name>)")
-    out.add_argument("--export-dir", default=defaults.export_dir,
-                     help="TF Serving base folder: the model goes to <dir>/<name>/<version>/")
-    out.add_argument("--export-k", type=int, default=defaults.export_k,
-                     help="how many movies the served model returns")
-    out.add_argument("--export-version", type=int)
+    groups = {part: p.add_argument_group(title) for part, title in _GROUP_TITLES.items()}
+    for f in dataclasses.fields(TrainConfig):
+        meta = f.metadata
+        options = {"dest": f.name, "help": meta["help"]}
+        if meta["action"]:
+            options["action"] = meta["action"]
+        else:
+            options.update(default=f.default, type=meta["type"] or type(f.default))
+            if meta["choices"]:
+                options["choices"] = meta["choices"]
+        groups[meta["group"]].add_argument(meta["flag"] or flag_of(f.name), **options)
     return p
 
 
@@ -166,28 +230,13 @@ def parse_args(argv=None) -> TrainConfig:
 
 
 def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> TrainConfig:
-    """Check the flags together (parser.error names the flag) and make the config."""
-    checks = [
-        (args.epochs < 1, "--epochs must be at least 1"),
-        (args.batch_size < 1, "--batch-size must be at least 1"),
-        (not 0 <= args.dropout < 1, "--dropout must be in [0, 1)"),
-        (not 0 <= args.anneal_cap, "--anneal-cap must be >= 0"),
-        (not 0 <= args.weight_decay, "--weight-decay must be >= 0"),
-        (args.anneal_steps < 1, "--anneal-steps must be at least 1"),
-        (args.lr <= 0, "--lr must be positive"),
-        (args.heldout_users is not None and args.heldout_users <= 0, "--heldout-users must be positive"),
-        (args.export_k < 1, "--export-k must be at least 1"),
-        (args.features in ("none",) and args.trainable_embeddings,
-         "--trainable-embeddings needs movie embeddings: pick --features random/genre/genome/imdb"),
-        (args.dataset != "generated" and args.generated_users != TrainConfig.generated_users,
-         "--generated-users only applies with --dataset generated"),
-    ]
-    for failed, message in checks:
-        if failed:
-            parser.error(message)
-    heldout = args.heldout_users
-    if heldout is not None and heldout >= 1:
-        heldout = int(heldout)
+    """The config of parsed flags; the first problem found ends the program naming its flag."""
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     values = {k: v for k, v in vars(args).items() if k in known}
-    return TrainConfig(**{**values, "heldout_users": heldout})
+    heldout = values["heldout_users"]
+    if heldout is not None and _finite(heldout) and heldout >= 1:
+        values["heldout_users"] = int(heldout)
+    cfg = TrainConfig(**values)
+    for problem in cfg.problems():
+        parser.error(problem)
+    return cfg

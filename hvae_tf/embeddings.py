@@ -18,6 +18,7 @@ from hvae_tf.data import prepare
 from hvae_tf.features import build_features, random_embeddings
 from hvae_tf.features.feature_matrix import FeatureMatrix
 from hvae_tf.io import write_atomic
+from hvae_tf.models.movie_vae import train_movie_vae
 
 
 def cache_dir(cfg) -> Path:
@@ -43,13 +44,8 @@ def movie_embeddings(cfg, data, split) -> np.ndarray | None:
         return None
     if cfg.features == "random":
         return random_embeddings(split.n_movies, cfg.embedding_dim, seed=cfg.seed)
-    from hvae_tf.models.movie_vae import train_movie_vae  # keras import only when needed
-
     features = feature_matrix(cfg, data, split)
-    settings = {
-        "features": features.fingerprint(), "latent_dim": cfg.embedding_dim,
-        "epochs": cfg.movie_vae_epochs, "seed": cfg.seed,
-    }
+    settings = {**cfg.part("features"), "fingerprint": features.fingerprint()}
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     folder = cache_dir(cfg) / f"movie-vae-{cfg.features}-{key}"
     cached = folder / "embeddings.npy"
@@ -67,25 +63,3 @@ def movie_embeddings(cfg, data, split) -> np.ndarray | None:
     np.save(tmp, embeddings.astype(np.float32))
     tmp.replace(cached)
     return embeddings.astype(np.float32)
-
-
-def main(argv=None) -> None:
-    """`python -m hvae_tf.embeddings --dataset 1m --manual-dir DIR --features genre`: build (or reuse)
-    a fold's features and Movie-VAE embeddings, and show how well they group movies by genre."""
-    from hvae_tf.analysis.movie_space import neighbour_genre_agreement
-    from hvae_tf.config import parse_args
-
-    cfg = parse_args(argv)
-    data, split = prepare.prepare(cfg)
-    embeddings = movie_embeddings(cfg, data, split)
-    if embeddings is None:
-        raise SystemExit("--features none has no movie embeddings: pick random, genre, genome or imdb")
-    genres = list(data.movies.set_index("movieId").loc[split.movie_ids, "genres"])
-    control = random_embeddings(split.n_movies, embeddings.shape[1], seed=cfg.seed)
-    print(f"{cfg.features} embeddings {embeddings.shape}: share of each movie's 10 nearest movies "
-          f"with its first genre {neighbour_genre_agreement(embeddings, genres):.3f} "
-          f"(random embeddings: {neighbour_genre_agreement(control, genres):.3f})")
-
-
-if __name__ == "__main__":
-    main()

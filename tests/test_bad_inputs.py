@@ -202,7 +202,7 @@ def test_nan_loss_stops_naming_the_step_and_the_last_good_checkpoint(
     poisoned_update = (poisoned_epoch - 1) * steps_per_epoch + 2
 
     # The loss turns NaN from that update on, as a diverging run's would.
-    per_user_losses = StandardVAE._per_user_losses
+    per_user_losses = StandardVAE.compute_losses
 
     def diverging(self, indices, training):
         reconstruction, kl, beta = per_user_losses(self, indices, training)
@@ -212,7 +212,7 @@ def test_nan_loss_stops_naming_the_step_and_the_last_good_checkpoint(
             reconstruction = reconstruction * tf.where(poisoned, np.float32(np.nan), np.float32(1.0))
         return reconstruction, kl, beta
 
-    monkeypatch.setattr(StandardVAE, "_per_user_losses", diverging)
+    monkeypatch.setattr(StandardVAE, "compute_losses", diverging)
     assert _train_script().main(argv) == 2
     message = capsys.readouterr().err
     best = run / "checkpoints" / "best.weights.h5"

@@ -13,7 +13,8 @@ import pytest
 
 from hvae_tf.data.schema import MovieLensData
 from tf_datasets.hvae_movielens.columns import MOVIE_COLUMNS, OMDB_FIELDS, RATING_COLUMNS
-from hvae_tf.features import FEATURE_SETS, build_features, random_embeddings
+from hvae_tf.config import CONTENT_FEATURES
+from hvae_tf.features import build_features, random_embeddings
 from hvae_tf.features.genome import genome_features
 from hvae_tf.features.genre import genre_features
 
@@ -213,7 +214,7 @@ def test_real_ml1m_imdb(ml1m, shared_data):
 def test_unknown_feature_set_lists_the_choices():
     with pytest.raises(ValueError, match="unknown feature set 'genres'.*genre, genome, imdb"):
         build_features(movielens([{"movieId": 1}]), np.asarray([1]), "genres")
-    assert FEATURE_SETS == ("genre", "genome", "imdb")
+    assert CONTENT_FEATURES == ("genre", "genome", "imdb")
 
 
 def test_random_embeddings_depend_on_the_seed_only():

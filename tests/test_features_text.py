@@ -143,7 +143,7 @@ def test_word_vectors_load_in_every_format(tmp_path, tiny_vectors, name):
 def test_word_vectors_of_another_width_are_refused_early(tmp_path, tiny_vectors):
     path = tmp_path / "v.txt"
     tiny_vectors.save_word2vec_format(str(path))
-    with pytest.raises(ValueError, match=r"v.txt holds 4-d word vectors but 300-d were asked for"):
+    with pytest.raises(ValueError, match=r"v.txt holds 4-d word vectors but the plot features use 300-d ones"):
         text.load_word_vectors(path, 300)
     garbage = write(tmp_path, "g.bin", "not vectors at all")
     with pytest.raises(ValueError, match="cannot read word vectors from .*g.bin"):

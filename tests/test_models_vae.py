@@ -205,14 +205,27 @@ def test_weight_decay_adds_its_gradient_to_kernels_only(hybrid):
     assert float(fresh.weight_penalty()) == pytest.approx(penalty, rel=1e-5)
 
 
-def test_weight_decay_reaches_the_model_from_the_train_flag():
+def test_every_model_flag_reaches_the_model_and_its_saved_config():
+    """The config's model part is the constructor's arguments: a new model flag needs no wiring."""
     from hvae_tf.config import parse_args
-    from hvae_tf.training.run import build_model
+    from hvae_tf.models import build_model
 
-    cfg = parse_args(["--features", "none", "--weight-decay", "0.01", "--hidden-dim", "8", "--latent-dim", "2"])
-    model = build_model(cfg, N_MOVIES, None)
-    assert model.weight_decay == 0.01 and model.get_config()["weight_decay"] == 0.01
-    assert StandardVAE.from_config(model.get_config()).weight_decay == 0.01
+    cfg = parse_args(["--features", "none", "--weight-decay", "0.01", "--hidden-dim", "8",
+                      "--latent-dim", "2", "--dropout", "0.3", "--anneal-steps", "7",
+                      "--anneal-cap", "0.4", "--likelihood", "bernoulli", "--no-normalize-input",
+                      "--seed", "5", "--approach", "2"])
+    settings = cfg.part("model")
+    hybrid_only = {"approach", "trainable_embeddings"}
+    model = build_model(N_MOVIES, None, **settings)
+    config = model.get_config()
+    assert {k: config[k] for k in settings if k not in hybrid_only} == {
+        k: v for k, v in settings.items() if k not in hybrid_only}
+    assert model.weight_decay == 0.01 and model.dropout == 0.3 and not model.normalize_input
+    assert StandardVAE.from_config(config).get_config() == config
+    hybrid = build_model(N_MOVIES, np.ones((N_MOVIES, 3), np.float32), **settings)
+    saved = hybrid.get_config()
+    assert {k: saved[k] for k in settings} == settings
+    assert HybridVAE.from_config(saved).get_config() == saved
     with pytest.raises(SystemExit):
         parse_args(["--weight-decay", "-1"])
 

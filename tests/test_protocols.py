@@ -143,7 +143,7 @@ def test_save_load_round_trip_is_atomic(tmp_path, liang_1m):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(protocol="strong"), "choose one of liang, paper"),
+    (dict(protocol="strong"), "choose one of paper, liang"),
     (dict(threshold=5.0), "threshold 5.0 leaves no clicks"),
     (dict(heldout_users=20), "cannot hold out 20 validation and 20 test users out of"),
     (dict(heldout_users=0.5), r"fraction must be in \(0, 0.5\)"),

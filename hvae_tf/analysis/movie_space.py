@@ -64,7 +64,7 @@ def movie_clusters(embeddings, movie_genres: Sequence[Sequence[str]], n_clusters
 def neighbour_genre_agreement(embeddings, movie_genres: Sequence[Sequence[str]], k: int = 10) -> float:
     """Share of each movie's k nearest movies (itself excluded) that have its first genre, averaged.
 
-    Issue 3's check that a genre-only Movie-VAE separates genres: compare with random embeddings,
+    The check that a genre-only Movie-VAE separates genres: compare with random embeddings,
     whose agreement is about the genres' own frequencies.
     """
     from sklearn.neighbors import NearestNeighbors

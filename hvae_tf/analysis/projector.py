@@ -1,7 +1,6 @@
 """Movie embeddings in TensorBoard's projector, with titles and genres to hover and search.
 
-Keras 3's `TensorBoard(embeddings_freq=...)` writes nothing the projector can read (DESIGN.md
-section 3). What works: a `tf.train.Checkpoint` of the embedding variable, a metadata.tsv and
+Keras 3's `TensorBoard(embeddings_freq=...)` writes nothing the projector can read. What works: a `tf.train.Checkpoint` of the embedding variable, a metadata.tsv and
 a projector config, in a folder that also holds an event file, so that TensorBoard lists it as a
 run. The folder is built beside its target and renamed into place.
 """

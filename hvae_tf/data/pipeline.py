@@ -1,7 +1,7 @@
 """tf.data input: each user's clicked movie indices as a padded int64 batch (-1 = padding).
 
-Models build their sparse input from these batches themselves (DESIGN.md section 3: Keras `fit`
-on `tf.SparseTensor` batches crashes under `MirroredStrategy`; padded index batches do not).
+Models build their sparse input from these batches themselves: Keras 3's `fit` on `tf.SparseTensor`
+batches fails under `MirroredStrategy`, padded index batches do not.
 The click matrix is held once as a RaggedTensor; each batch gathers its rows, so an epoch costs
 a shuffle of row numbers, not of the rows, and batches are only as wide as their longest user.
 """
@@ -12,7 +12,6 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
-from hvae_tf.data.protocols import binary_csr
 
 PADDING = -1
 
@@ -36,26 +35,6 @@ def padded_batches(
     batches = order.batch(batch_size, drop_remainder=drop_remainder)
     return batches.map(lambda row: _padded(tf.gather(rows, row)),
                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
-
-
-def indexed_batches(matrix: sp.csr_matrix, batch_size: int) -> tf.data.Dataset:
-    """(indices, row numbers) in row order, for evaluation: scores can be matched back to users."""
-    rows = _ragged_rows(matrix, batch_size)
-    batches = tf.data.Dataset.range(matrix.shape[0]).batch(batch_size)
-    return batches.map(lambda row: (_padded(tf.gather(rows, row)), row),
-                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
-
-
-def indices_to_csr(indices: np.ndarray, n_movies: int) -> sp.csr_matrix:
-    """Padded index rows back to a binary float32 CSR of shape [rows, n_movies]."""
-    indices = np.asarray(indices)
-    if indices.ndim != 2:
-        raise ValueError(f"indices must be a 2-D [users, clicks] array, got shape {indices.shape}")
-    if indices.size and (indices.max() >= n_movies or indices.min() < PADDING):
-        raise ValueError(f"indices must lie in [0, {n_movies}) or be {PADDING} (padding); "
-                         f"found {indices.min()}..{indices.max()}: check n_movies")
-    rows, positions = np.nonzero(indices != PADDING)
-    return binary_csr(rows, indices[rows, positions], (indices.shape[0], n_movies))
 
 
 def _ragged_rows(matrix: sp.csr_matrix, batch_size: int) -> tf.RaggedTensor:

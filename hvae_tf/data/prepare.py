@@ -44,13 +44,9 @@ def load_data(cfg) -> MovieLensData:
 
 
 def split_key(cfg) -> str:
-    fields = {
-        "dataset": cfg.dataset, "protocol": cfg.protocol, "fold": cfg.fold, "seed": cfg.seed,
-        "heldout_users": cfg.heldout_users, "threshold": cfg.threshold,
-        "generated": [cfg.generated_users, cfg.generated_movies, cfg.generated_ratings]
-        if cfg.dataset == "generated" else None,
-        "manual_dir": str(Path(cfg.manual_dir).resolve()) if cfg.manual_dir else None,
-    }
+    """A name for the fold, from every setting of the config's split part (the folder resolved)."""
+    fields = cfg.part("split")
+    fields["manual_dir"] = str(Path(cfg.manual_dir).resolve()) if cfg.manual_dir else None
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
     return f"{cfg.dataset}-{cfg.protocol}-fold{cfg.fold}-{digest}"
 

@@ -29,10 +29,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from hvae_tf.config import PROTOCOLS
 from hvae_tf.data.schema import MovieLensData
 from hvae_tf.io import save_npz_atomic
 
-PROTOCOLS = ("liang", "paper")
 FULL_RELEASE_USERS = 100_000  # from this many users on, hold out 10,000 (the papers' count) ...
 FULL_RELEASE_HELDOUT = 10_000
 SMALL_RELEASE_FRACTION = 0.1  # ... below it, this fraction of the users

@@ -11,21 +11,19 @@ import dataclasses
 import json
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from hvae_tf.baselines import EASE, Popularity
+from hvae_tf.config import HYBRID_FEATURES, SCHEMES, TrainConfig
 from hvae_tf.data import prepare
 from hvae_tf.evaluation import harness
-from hvae_tf.evaluation.schemes import SCHEMES
 from hvae_tf.evaluation.significance import compare, load_per_user
 from hvae_tf.evaluation.tables import STANDARD_VAE, Result, model_label, table1, table2
 from hvae_tf.io import write_atomic
-from hvae_tf.config import TrainConfig
+from hvae_tf.training.run import train
 
-FEATURE_SETS = ("random", "genre", "genome", "imdb")
-
-
-def grid_cells(data, feature_sets=FEATURE_SETS, approaches=(1, 2)) -> list[tuple[str, int]]:
+def grid_cells(data, feature_sets=HYBRID_FEATURES, approaches=(1, 2)) -> list[tuple[str, int]]:
     """(features, approach) pairs this release can run: genome needs genome files, imdb OMDb data."""
     usable = {"random": True, "genre": True, "genome": data.has_genome, "imdb": data.has_omdb}
     cells = [("none", 1)]
@@ -41,10 +39,6 @@ def cell_label(features: str, approach: int, approaches) -> str:
 
 def run_cell(base: TrainConfig, out: Path, fold: int, features: str, approach: int) -> Path:
     """Train one grid cell unless its run folder already has metrics.json."""
-    import keras
-
-    from hvae_tf.training.run import train
-
     cfg = dataclasses.replace(base, fold=fold, features=features, approach=approach)
     cfg = dataclasses.replace(cfg, run_dir=str(out / "runs" / cfg.model_name),
                               export_dir=str(out / "saved_models"))
@@ -87,7 +81,7 @@ def collect(folders: dict[tuple[str, int], Path], reference=STANDARD_VAE) -> lis
     return records
 
 
-def run_grid(base: TrainConfig, out: str | Path, folds=(0, 1, 2), feature_sets=FEATURE_SETS,
+def run_grid(base: TrainConfig, out: str | Path, folds=(0, 1, 2), feature_sets=HYBRID_FEATURES,
              approaches=(1, 2), split_name: str = "test") -> dict[str, Path]:
     """Train, evaluate and tabulate the grid; returns the written table files."""
     out = Path(out)

@@ -13,12 +13,17 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+import tensorflow as tf
 
+from hvae_tf.config import SCHEMES, TrainConfig
+from hvae_tf.data import prepare
 from hvae_tf.data.protocols import HeldOutUsers, Split
-from hvae_tf.evaluation.schemes import SCHEMES, evaluate_scheme
+from hvae_tf.evaluation.schemes import evaluate_scheme
 from hvae_tf.evaluation.significance import save_per_user
 from hvae_tf.io import write_atomic
 from hvae_tf.metrics import ranking
+from hvae_tf.training.export import CONFIG_ASSET
+from hvae_tf.training.restore import load_run
 
 SUMMARY = "summary.json"
 
@@ -59,8 +64,6 @@ def evaluation_folder(base: Path, split_name: str, masked: bool) -> Path:
 
 def evaluate_run(path, split_name: str = "test", masked: bool = True, **options):
     """Eval 1 and Eval 2 of a finished train.py run folder, on its own fold's users."""
-    from hvae_tf.training.restore import load_run
-
     folder = evaluation_folder(Path(path), split_name, masked)
     if (folder / SUMMARY).exists():
         return json.loads((folder / SUMMARY).read_text())["schemes"]
@@ -75,12 +78,6 @@ def evaluate_saved_model(path, split_name: str = "test", recall_ks=(20, 50), ndc
 
     The served model never returns the movies it was given, so only the masked Eval 2 applies.
     """
-    import tensorflow as tf
-
-    from hvae_tf.data import prepare
-    from hvae_tf.config import TrainConfig
-    from hvae_tf.training.export import CONFIG_ASSET
-
     path = Path(path)
     asset = path / "assets.extra" / CONFIG_ASSET
     if not asset.exists():

@@ -13,11 +13,11 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from hvae_tf.config import SCHEMES
 from hvae_tf.data.protocols import HeldOutUsers
 from hvae_tf.metrics import ranking
 
 Scorer = Callable[[np.ndarray], np.ndarray]
-SCHEMES = ("Eval 1", "Eval 2")
 
 
 def evaluate_scheme(
@@ -33,7 +33,3 @@ def evaluate_scheme(
         return ranking.score_users(scorer, users.fold_in, users.held_out, mask_inputs=masked,
                                    recall_ks=recall_ks, ndcg_ks=ndcg_ks, batch_size=batch_size)
     raise ValueError(f"unknown evaluation scheme {scheme!r}: choose one of {', '.join(SCHEMES)}")
-
-
-def evaluate_all(scorer: Scorer, users: HeldOutUsers, **options) -> dict[str, dict[str, np.ndarray]]:
-    return {scheme: evaluate_scheme(scorer, users, scheme, **options) for scheme in SCHEMES}

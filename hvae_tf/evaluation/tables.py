@@ -18,14 +18,12 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from hvae_tf.config import FEATURE_LABELS, HYBRID_FEATURES, SCHEMES
 from hvae_tf.io import write_atomic
 
-SCHEMES = ("Eval 1", "Eval 2")
 METRICS = ("ndcg@100", "recall@20", "recall@50")
 STANDARD_VAE = "Standard-VAE"
-FEATURE_SETS = ("random", "genre", "genome", "imdb")
 BASELINES = ("Popularity", "EASE")
-_FEATURE_NAMES = {"random": "random", "genre": "genre", "genome": "genome", "imdb": "IMDb"}
 _METRIC_NAMES = {"ndcg": "NDCG", "recall": "Recall"}
 
 
@@ -33,7 +31,7 @@ def model_label(features: str, approach: int | None = None) -> str:
     """The column name of a run: "Standard-VAE", "H-VAE IMDb" or "H-VAE IMDb (approach 2)"."""
     if features == "none":
         return STANDARD_VAE
-    label = f"H-VAE {_FEATURE_NAMES.get(features, features)}"
+    label = f"H-VAE {FEATURE_LABELS.get(features, features)}"
     return label if approach is None else f"{label} (approach {approach})"
 
 
@@ -208,7 +206,7 @@ def table2(records: Iterable[Result], approach: int = 1) -> Table:
     records = list(records)
     labels = {r.model for r in records}
     models, headers = [STANDARD_VAE], {}
-    for features in FEATURE_SETS:
+    for features in HYBRID_FEATURES:
         with_approach = model_label(features, approach)
         label = with_approach if with_approach in labels else model_label(features)
         models.append(label)
@@ -218,7 +216,7 @@ def table2(records: Iterable[Result], approach: int = 1) -> Table:
                          title=f"Table 2: test users, H-VAE approach {approach}")
 
 
-def table1(records: Iterable[Result], feature_sets: Sequence[str] = FEATURE_SETS) -> Table:
+def table1(records: Iterable[Result], feature_sets: Sequence[str] = HYBRID_FEATURES) -> Table:
     """Paper's Table 1: approach 1 (flattened embeddings) next to approach 2 (collapsed), per feature set."""
     models = [model_label(f, a) for f in feature_sets for a in (1, 2)]
     return results_table(records, models, title="Table 1: H-VAE approach 1 vs approach 2")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from hvae_tf.config import CONTENT_FEATURES
 from hvae_tf.data.schema import MovieLensData
 from hvae_tf.features.feature_matrix import FeatureMatrix
 from hvae_tf.features.genome import genome_features
 from hvae_tf.features.genre import genre_features
 from hvae_tf.features.imdb import imdb_features
-
-FEATURE_SETS = ("genre", "genome", "imdb")
 
 
 def build_features(
@@ -35,6 +34,6 @@ def build_features(
             word_vector_dim=word_vector_dim, seed=seed, progress=progress,
         )
     raise ValueError(
-        f"unknown feature set {name!r} (--features): choose one of {', '.join(FEATURE_SETS)}; "
+        f"unknown feature set {name!r} (--features): choose one of {', '.join(CONTENT_FEATURES)}; "
         "the random control is `random_embeddings`, it has no features"
     )

@@ -260,8 +260,9 @@ def load_word_vectors(path: str | os.PathLike, dim: int):
         raise ValueError(f"{path} holds a {type(vectors).__name__}, not word vectors")
     if vectors.vector_size != dim:
         raise ValueError(
-            f"{path} holds {vectors.vector_size}-d word vectors but {dim}-d were asked for: "
-            f"pass word_vector_dim={vectors.vector_size} (--word-vector-dim) or other vectors"
+            f"{path} holds {vectors.vector_size}-d word vectors but the plot features use {dim}-d "
+            f"ones (as GoogleNews word2vec): pass --word-vectors a {dim}-d file, or leave it out "
+            "to train vectors on the plots"
         )
     return vectors
 

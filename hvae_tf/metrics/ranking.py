@@ -1,6 +1,6 @@
 """Recall@R and NDCG@R over held-out clicks, batched so no users x movies array is ever whole.
 
-Definitions (DESIGN.md section 1, Liang et al. 2018):
+Definitions (the Hybrid-VAE paper's, which are Liang et al. 2018's):
     Recall@R = hits in the top R / min(R, |I_u|)
     NDCG@R   = sum_{r<=R} 1[w(r) in I_u] / log2(r + 1), divided by the same sum for a perfect list
                of that user (min(R, |I_u|) hits at the top) -- per user, not a global maximum.

@@ -8,6 +8,8 @@ from hvae_tf.models.click_input import (
     click_matrix,
     click_weights,
 )
+from hvae_tf.models.base import VariationalAutoencoder
+from hvae_tf.models.build import build_model
 from hvae_tf.models.hybrid import HybridVAE
 from hvae_tf.models.losses import bernoulli_log_likelihood, gaussian_kl, multinomial_log_likelihood
 from hvae_tf.models.movie_vae import MovieVAE, train_movie_vae
@@ -23,7 +25,9 @@ __all__ = [
     "MovieVAE",
     "Sampling",
     "StandardVAE",
+    "VariationalAutoencoder",
     "bernoulli_log_likelihood",
+    "build_model",
     "click_matrix",
     "click_weights",
     "gaussian_kl",

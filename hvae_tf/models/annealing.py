@@ -10,6 +10,8 @@ import dataclasses
 
 import tensorflow as tf
 
+from hvae_tf.config import check_setting
+
 
 @dataclasses.dataclass(frozen=True)
 class LinearKLAnnealing:
@@ -19,13 +21,8 @@ class LinearKLAnnealing:
     cap: float = 0.2
 
     def __post_init__(self):
-        if int(self.anneal_steps) != self.anneal_steps or self.anneal_steps < 0:
-            raise ValueError(
-                f"anneal_steps must be a whole number >= 0, got {self.anneal_steps!r} "
-                "(pass e.g. --anneal-steps 200000; 0 uses the cap from the first step)"
-            )
-        if not 0.0 <= self.cap:
-            raise ValueError(f"anneal cap must be >= 0, got {self.cap!r} (Mult-VAE uses 0.2)")
+        check_setting("anneal_steps", self.anneal_steps)
+        check_setting("anneal_cap", self.cap)
 
     def __call__(self, step) -> tf.Tensor:
         """The KL weight after `step` updates, as a float32 scalar tensor (step may be a tensor)."""

@@ -14,10 +14,9 @@ movies i only, where c_ui is user u's (normalised, dropped-out) click weight and
   then Dense): K_i = (e_i . w) W[i, :].
 K is formed each step in O(N * d * units); the batch x N x d input (or its flattened batch x N*d
 form) is never built. Forming K beats scaling the sparse values per click (approach 2) or
-expanding them to N*d columns (approach 1): with batch 500 at 0.5% density there are more clicks
-in a batch than movies, and the sparse matmul's gradient for its values gathers a kernel row per
-click (fwd+bwd, N=20,000, batch 500, 2 busy cores: approach 1 3.0 s vs 4.7 s expanded,
-approach 2 1.0 s vs 1.3 s scaled; the naive dense input: 3-5x slower than K).
+expanding them to N*d columns (approach 1): at ML-20M's batch size and density a batch holds more
+clicks than there are movies, and the sparse matmul's gradient for its values gathers a kernel row
+per click. `python bench/bench_train_step.py --breakdown` measures both against the naive forms.
 
 Normalisation and dropout act on the click weights c_ui, as Mult-VAE does on x_u: c_ui = x_ui /
 ||x_u||_2 (1 / sqrt(#clicks)), then inverted dropout on the clicks. For the H-VAE the embedding
@@ -140,7 +139,7 @@ class FlattenedEmbeddingDense(_EmbeddingClickDense):
     def movie_kernel(self) -> tf.Tensor:
         per_dim = tf.reshape(self.kernel, (self.n_movies, self.embedding_dim, self.units))
         # A broadcast product and sum, not tf.einsum("nk,nku->nu"): einsum lowers to N tiny
-        # batched matmuls, 2x slower fwd+bwd on CPU (bench/bench_train_step.py --breakdown).
+        # batched matmuls, which are slower fwd+bwd on CPU (bench/bench_train_step.py --breakdown).
         return tf.reduce_sum(per_dim * self.movie_embeddings[:, :, None], axis=1)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-LIKELIHOODS = ("multinomial", "bernoulli")
+from hvae_tf.config import LIKELIHOODS
 
 
 def _sum_at_clicks(values: tf.Tensor, clicks: tf.SparseTensor) -> tf.Tensor:

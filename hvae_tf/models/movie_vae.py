@@ -15,22 +15,26 @@ import numpy as np
 import scipy.sparse
 import tensorflow as tf
 
+from hvae_tf.models.base import VariationalAutoencoder
 from hvae_tf.models.losses import gaussian_kl
 from hvae_tf.models.sampling import Sampling
 
 
 @keras.saving.register_keras_serializable(package="hvae_tf")
-class MovieVAE(keras.Model):
-    """features -> hidden (tanh) -> (mu, logvar) -> hidden (tanh) -> features.
+class MovieVAE(VariationalAutoencoder):
+    """features -> hidden (tanh) -> (mu, logvar) -> hidden (tanh) -> features; the full ELBO (beta 1).
 
     `binary_mask[j]` says column j is binary. The standardisation of the continuous columns is
     part of the model (non-trainable weights set by `adapt`), so `embed` takes raw features.
     """
 
+    anneals = False
+
     def __init__(
         self, binary_mask, hidden_dim: int = 128, latent_dim: int = 3, seed: int | None = None, **kwargs
     ):
         super().__init__(**kwargs)
+        self.remember_settings(locals())
         mask = np.asarray(binary_mask)
         if mask.ndim != 1 or mask.size < 1 or mask.dtype != bool:
             raise ValueError(
@@ -58,9 +62,6 @@ class MovieVAE(keras.Model):
         self.feature_scale = self.add_weight(
             shape=(self.n_features,), initializer="ones", trainable=False, name="feature_scale"
         )
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
-        self.kl_tracker = keras.metrics.Mean(name="kl_loss")
 
         self.encoder_hidden.build((None, self.n_features))
         self.encoder_output.build((None, self.hidden_dim))
@@ -68,10 +69,6 @@ class MovieVAE(keras.Model):
         self.decoder_output.build((None, self.hidden_dim))
         self.sampling.build(None)
         self.built = True
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
 
     def adapt(self, values) -> None:
         """Set the standardisation of the continuous columns from `values` (binary ones stay as is)."""
@@ -101,7 +98,7 @@ class MovieVAE(keras.Model):
         z = self.sampling((mu, logvar)) if training else mu
         return self.decoder_output(self.decoder_hidden(z))
 
-    def _per_movie_losses(self, values, training: bool):
+    def compute_losses(self, values, training: bool):
         target = self.standardize(values)
         mu, logvar = self.encode(values)
         outputs = self.decoder_output(self.decoder_hidden(self.sampling((mu, logvar)) if training else mu))
@@ -109,36 +106,10 @@ class MovieVAE(keras.Model):
         bernoulli = tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=outputs)
         gaussian = 0.5 * tf.square(target - outputs)
         reconstruction = tf.reduce_sum(tf.where(binary, bernoulli, gaussian), axis=-1)
-        return reconstruction, gaussian_kl(mu, logvar)
-
-    def _update_trackers(self, reconstruction, kl):
-        self.loss_tracker.update_state(reconstruction + kl)
-        self.reconstruction_tracker.update_state(reconstruction)
-        self.kl_tracker.update_state(kl)
-        return {m.name: m.result() for m in self.metrics}
-
-    def train_step(self, data):
-        values, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        with tf.GradientTape() as tape:
-            reconstruction, kl = self._per_movie_losses(values, training=True)
-            loss = tf.reduce_mean(reconstruction + kl)
-        gradients = tape.gradient(loss, self.trainable_weights)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
-        return self._update_trackers(reconstruction, kl)
-
-    def test_step(self, data):
-        values, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        return self._update_trackers(*self._per_movie_losses(values, training=False))
+        return reconstruction, gaussian_kl(mu, logvar), 1.0
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "binary_mask": self.binary_mask.tolist(),
-            "hidden_dim": self.hidden_dim,
-            "latent_dim": self.latent_dim,
-            "seed": self.seed,
-        }
+        return {**super().get_config(), "binary_mask": self.binary_mask.tolist()}
 
     @classmethod
     def from_config(cls, config):

@@ -9,9 +9,11 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from hvae_tf.config import LIKELIHOODS, check_setting
 from hvae_tf.models.annealing import LinearKLAnnealing
+from hvae_tf.models.base import VariationalAutoencoder
 from hvae_tf.models.click_input import ClickDense, click_matrix, click_weights
-from hvae_tf.models.losses import LIKELIHOODS, gaussian_kl, log_likelihood
+from hvae_tf.models.losses import gaussian_kl, log_likelihood
 from hvae_tf.models.sampling import Sampling
 
 
@@ -21,7 +23,7 @@ def _seed(seed: int | None, offset: int) -> int | None:
 
 
 @keras.saving.register_keras_serializable(package="hvae_tf")
-class StandardVAE(keras.Model):
+class StandardVAE(VariationalAutoencoder):
     """Mult-VAE with a choice of likelihood.
 
     loss = -log p(x_u | z_u) + beta * KL(q(z_u | x_u) || N(0, I)), averaged over the users of the
@@ -47,15 +49,13 @@ class StandardVAE(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        for name, value in (("n_movies", n_movies), ("hidden_dim", hidden_dim), ("latent_dim", latent_dim)):
-            if int(value) != value or value < 1:
-                raise ValueError(f"{name} must be a positive whole number, got {value!r}")
+        self.remember_settings(locals())
+        if int(n_movies) != n_movies or n_movies < 1:
+            raise ValueError(f"n_movies must be a positive whole number, got {n_movies!r}")
+        for name in ("hidden_dim", "latent_dim", "dropout", "weight_decay"):
+            check_setting(name, locals()[name])
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"unknown likelihood {likelihood!r}: choose one of {', '.join(LIKELIHOODS)}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout is the rate of clicks dropped, in [0, 1), got {dropout!r}")
-        if not weight_decay >= 0.0:
-            raise ValueError(f"weight_decay is an L2 penalty weight, >= 0, got {weight_decay!r}")
         self.n_movies = int(n_movies)
         self.hidden_dim = int(hidden_dim)
         self.latent_dim = int(latent_dim)
@@ -83,10 +83,6 @@ class StandardVAE(keras.Model):
             aggregation="only_first_replica",  # every replica counts the same update once
             name="anneal_step",
         )
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
-        self.kl_tracker = keras.metrics.Mean(name="kl_loss")
-        self.kl_weight_tracker = keras.metrics.Mean(name="kl_weight")  # the epoch's mean beta
 
         # Built here, with known shapes, so that constructing the model inside strategy.scope()
         # places every variable and Keras never traces `call` symbolically (the sparse ops fail there).
@@ -99,10 +95,6 @@ class StandardVAE(keras.Model):
 
     def _make_first_layer(self, seed: int | None) -> ClickDense:
         return ClickDense(self.n_movies, self.hidden_dim, activation="tanh", seed=seed, name="encoder_hidden")
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker, self.kl_weight_tracker]
 
     @property
     def jit_compile(self):
@@ -141,7 +133,7 @@ class StandardVAE(keras.Model):
         """Ranking scores (logits from the latent mean, no dropout), [batch, n_movies]."""
         return self(indices, training=False)
 
-    def _per_user_losses(self, indices, training: bool):
+    def compute_losses(self, indices, training: bool):
         """Reconstruction loss, KL term and beta; the first two per user, shape [batch]."""
         clicks = click_matrix(indices, self.n_movies)
         mu, logvar = self._encode_clicks(clicks, training)
@@ -155,48 +147,8 @@ class StandardVAE(keras.Model):
         kernels = [w for layer in layers for w in layer.trainable_weights if w.name.endswith("kernel")]
         return tf.add_n([tf.reduce_sum(tf.square(w)) for w in kernels])
 
-    def _update_trackers(self, reconstruction, kl, beta):
-        self.loss_tracker.update_state(reconstruction + beta * kl)
-        self.reconstruction_tracker.update_state(reconstruction)
-        self.kl_tracker.update_state(kl)
-        self.kl_weight_tracker.update_state(beta)
-        # Shape [1], not scalars: Keras 3 fit under MultiWorkerMirroredStrategy reduces logs along axis 0.
-        return {m.name: tf.reshape(m.result(), [1]) for m in self.metrics}
+    def penalty(self):
+        return self.weight_decay * self.weight_penalty() if self.weight_decay > 0.0 else None
 
-    def train_step(self, data):
-        indices, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        # Divide by the users of the global batch: the optimizer sums gradients over replicas,
-        # so the update is the mean over all users, even when replicas get unequal shares.
-        local_users = tf.cast(tf.shape(indices)[0], tf.float32)
-        global_users = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, local_users)
-        with tf.GradientTape() as tape:
-            reconstruction, kl, beta = self._per_user_losses(indices, training=True)
-            loss = tf.reduce_sum(reconstruction + beta * kl) / tf.maximum(global_users, 1.0)
-            if self.weight_decay > 0.0:
-                # Each replica adds its share: the summed gradient carries the penalty once.
-                replicas = tf.distribute.get_replica_context().num_replicas_in_sync
-                loss += self.weight_decay * self.weight_penalty() / replicas
-        gradients = tape.gradient(loss, self.trainable_weights)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
+    def after_update(self) -> None:
         self.anneal_step.assign_add(1)
-        return self._update_trackers(reconstruction, kl, beta)
-
-    def test_step(self, data):
-        indices, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        return self._update_trackers(*self._per_user_losses(indices, training=False))
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "n_movies": self.n_movies,
-            "hidden_dim": self.hidden_dim,
-            "latent_dim": self.latent_dim,
-            "likelihood": self.likelihood,
-            "dropout": self.dropout,
-            "normalize_input": self.normalize_input,
-            "anneal_steps": self.annealing.anneal_steps,
-            "anneal_cap": self.annealing.cap,
-            "weight_decay": self.weight_decay,
-            "seed": self.seed,
-        }

@@ -21,8 +21,9 @@ from hvae_tf.metrics import ranking
 class ScalarLogs(keras.callbacks.Callback):
     """Turn the models' shape-[1] logged values into plain floats for the callbacks after it.
 
-    The train step returns [1]-shaped values because MultiWorkerMirroredStrategy needs them
-    (DESIGN.md section 3); TensorBoard's scalar summaries and ModelCheckpoint want scalars.
+    The train step returns [1]-shaped values because Keras 3's fit under
+    MultiWorkerMirroredStrategy reduces logs along axis 0; TensorBoard's scalar summaries and
+    ModelCheckpoint want scalars.
     """
 
     @staticmethod

@@ -12,6 +12,7 @@ from hvae_tf.data.protocols import Split
 from hvae_tf.data.schema import MovieLensData
 from hvae_tf.embeddings import movie_embeddings
 from hvae_tf.metrics.ranking import padded_indices
+from hvae_tf.models import build_model
 from hvae_tf.config import TrainConfig
 
 
@@ -26,8 +27,6 @@ class Run:
 
 
 def load_run(path: str | Path, verbose: bool = False) -> Run:
-    from hvae_tf.training.run import build_model  # imports keras models
-
     path = Path(path)
     config_file, weights = path / "config.json", path / "checkpoints" / "best.weights.h5"
     for needed in (config_file, weights):
@@ -39,7 +38,7 @@ def load_run(path: str | Path, verbose: bool = False) -> Run:
     cfg = TrainConfig.from_json(config_file.read_text())
     data, split = prepare.prepare(cfg, verbose=verbose)
     embeddings = movie_embeddings(cfg, data, split)
-    model = build_model(cfg, split.n_movies, embeddings)
+    model = build_model(split.n_movies, embeddings, **cfg.part("model"))
     model(padded_indices(split.train[:2]))
     model.load_weights(str(weights))
     return Run(path, cfg, data, split, embeddings, model)

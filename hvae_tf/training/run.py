@@ -18,10 +18,10 @@ import tensorflow as tf
 
 from hvae_tf.data import pipeline, prepare
 from hvae_tf.embeddings import movie_embeddings
-from hvae_tf.io import write_atomic
-from hvae_tf.models import HybridVAE, StandardVAE
-from hvae_tf.training import callbacks as hvae_callbacks
 from hvae_tf.config import TrainConfig
+from hvae_tf.io import write_atomic
+from hvae_tf.models import build_model
+from hvae_tf.training import callbacks as hvae_callbacks
 from hvae_tf.training.export import export_for_serving
 from hvae_tf.training.optimizer import FusedAdam
 from hvae_tf.training.strategy import is_chief, make_strategy
@@ -42,21 +42,6 @@ def claim_run_dir(cfg: TrainConfig) -> Path:
             )
     write_atomic(saved, cfg.to_json())
     return run
-
-
-def build_model(cfg: TrainConfig, n_movies: int, embeddings):
-    common = dict(
-        hidden_dim=cfg.hidden_dim, latent_dim=cfg.latent_dim, likelihood=cfg.likelihood,
-        dropout=cfg.dropout, normalize_input=cfg.normalize_input,
-        anneal_steps=cfg.anneal_steps, anneal_cap=cfg.anneal_cap, weight_decay=cfg.weight_decay,
-        seed=cfg.seed,
-    )
-    if embeddings is None:
-        return StandardVAE(n_movies=n_movies, **common)
-    return HybridVAE(
-        movie_embeddings=embeddings, approach=cfg.approach,
-        trainable_embeddings=cfg.trainable_embeddings, **common,
-    )
 
 
 def describe(cfg: TrainConfig, split, embeddings, model) -> str:
@@ -86,9 +71,11 @@ def train(cfg: TrainConfig) -> dict:
     train_ds = pipeline.padded_batches(split.train, cfg.batch_size, seed=cfg.seed)
 
     with strategy.scope():
-        model = build_model(cfg, split.n_movies, embeddings)
+        model = build_model(split.n_movies, embeddings, **cfg.part("model"))
         model.compile(optimizer=FusedAdam(cfg.lr), jit_compile=False)
-        model(next(iter(train_ds)))  # build inside the scope, before fit (DESIGN.md section 3)
+        # Called once inside the scope, before fit: Keras 3's fit under a strategy fails on a model
+        # it has to build itself (the sparse input is made inside the model).
+        model(next(iter(train_ds)))
     if chief:
         print(describe(cfg, split, embeddings, model))
 

@@ -286,8 +286,8 @@ def bits(n: int) -> int:
 def dense_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Order-preserving codes 0..k-1 of `values`, and the k distinct values, sorted.
 
-    Linear time when the ids are compact (MovieLens ids are); a sort otherwise. `np.unique`
-    with `return_inverse` takes 20 s on 20M rows here.
+    Linear time when the ids are compact (MovieLens ids are); a sort otherwise, where
+    `np.unique(return_inverse=True)` would always sort all 20M rows of ML-20M.
     """
     low = int(values.min())
     span = int(values.max()) - low + 1
