@@ -51,12 +51,12 @@ class HybridVAE(StandardVAE):
         super().__init__(n_movies=n_movies, **kwargs)
         del self._init_embeddings
 
-    def _make_first_layer(self, seed: int | None) -> ClickDense:
+    def _make_first_layer(self, seed: int | None, activation: str) -> ClickDense:
         return APPROACHES[self.approach](
             self._init_embeddings,
             self.hidden_dim,
             trainable_embeddings=self.trainable_embeddings,
-            activation="tanh",
+            activation=activation,
             seed=seed,
             name="encoder_hidden",
         )

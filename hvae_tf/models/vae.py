@@ -66,7 +66,7 @@ class StandardVAE(VariationalAutoencoder):
         self.weight_decay = float(weight_decay)
         self.seed = seed
 
-        self.first_layer = self._make_first_layer(_seed(seed, 0))
+        self.first_layer = self._make_first_layer(_seed(seed, 0), "tanh")
         dense = lambda units, offset, **kw: keras.layers.Dense(  # noqa: E731
             units, kernel_initializer=keras.initializers.GlorotUniform(_seed(seed, offset)), **kw
         )
@@ -93,8 +93,10 @@ class StandardVAE(VariationalAutoencoder):
         self.sampling.build(None)
         self.built = True
 
-    def _make_first_layer(self, seed: int | None) -> ClickDense:
-        return ClickDense(self.n_movies, self.hidden_dim, activation="tanh", seed=seed, name="encoder_hidden")
+    def _make_first_layer(self, seed: int | None, activation: str) -> ClickDense:
+        """The encoder's first layer over the clicks; the Hybrid-VAE's sees movie embeddings too."""
+        return ClickDense(self.n_movies, self.hidden_dim, activation=activation, seed=seed,
+                          name="encoder_hidden")
 
     @property
     def jit_compile(self):
