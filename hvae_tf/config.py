@@ -32,6 +32,7 @@ FEATURES = ("none", *HYBRID_FEATURES)  # "none": the Standard-VAE
 FEATURE_LABELS = {"random": "random", "genre": "genre", "genome": "genome", "imdb": "IMDb"}
 APPROACHES = (1, 2)
 LIKELIHOODS = ("multinomial", "bernoulli")
+ACTIVATIONS = ("tanh", "swish", "relu", "elu", "gelu")
 PROTOCOLS = ("paper", "liang")
 SCHEMES = ("Eval 1", "Eval 2")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
@@ -109,6 +110,8 @@ class TrainConfig:
                                        "trained on the plots)", type=str)
     likelihood: str = setting("multinomial", "model", choices=LIKELIHOODS)
     hidden_dim: int = setting(600, "model", rule=AT_LEAST_1)
+    activation: str = setting("tanh", "model", "the hidden layers' activation (Mult-VAE's: tanh; "
+                              "RecVAE's encoder: swish)", choices=ACTIVATIONS)
     latent_dim: int = setting(200, "model", rule=AT_LEAST_1)
     dropout: float = setting(0.5, "model", "share of a user's clicks dropped from the encoder's "
                              "input in training", rule=RATE)
@@ -190,11 +193,13 @@ def flag_of(name: str) -> str:
 
 
 def check_setting(name: str, value) -> None:
-    """The rule of TrainConfig's field `name`, for code that takes the setting as an argument
-    (the models): a ValueError naming the argument, the same rule the flag is checked against."""
-    rule = TrainConfig.__dataclass_fields__[name].metadata["rule"]
-    if not rule.holds(value):
-        raise ValueError(f"{name} must be {rule.requirement}, got {value!r}")
+    """The rule or choices of TrainConfig's field `name`, for code that takes the setting as an
+    argument (the models): a ValueError naming the argument, as the flag is checked."""
+    meta = TrainConfig.__dataclass_fields__[name].metadata
+    if meta["choices"] and value not in meta["choices"]:
+        raise ValueError(f"unknown {name} {value!r}: choose one of {', '.join(map(str, meta['choices']))}")
+    if meta["rule"] and not meta["rule"].holds(value):
+        raise ValueError(f"{name} must be {meta['rule'].requirement}, got {value!r}")
 
 
 _GROUP_TITLES = {"split": "data", "features": "movie features", "model": "model",

@@ -213,7 +213,7 @@ def test_every_model_flag_reaches_the_model_and_its_saved_config():
     cfg = parse_args(["--features", "none", "--weight-decay", "0.01", "--hidden-dim", "8",
                       "--latent-dim", "2", "--dropout", "0.3", "--anneal-steps", "7",
                       "--anneal-cap", "0.4", "--likelihood", "bernoulli", "--no-normalize-input",
-                      "--seed", "5", "--approach", "2"])
+                      "--seed", "5", "--approach", "2", "--activation", "swish"])
     settings = cfg.part("model")
     hybrid_only = {"approach", "trainable_embeddings"}
     model = build_model(N_MOVIES, None, **settings)
@@ -221,6 +221,7 @@ def test_every_model_flag_reaches_the_model_and_its_saved_config():
     assert {k: config[k] for k in settings if k not in hybrid_only} == {
         k: v for k, v in settings.items() if k not in hybrid_only}
     assert model.weight_decay == 0.01 and model.dropout == 0.3 and not model.normalize_input
+    assert model.decoder_hidden.activation is keras.activations.swish
     assert StandardVAE.from_config(config).get_config() == config
     hybrid = build_model(N_MOVIES, np.ones((N_MOVIES, 3), np.float32), **settings)
     saved = hybrid.get_config()
@@ -234,6 +235,7 @@ def test_every_model_flag_reaches_the_model_and_its_saved_config():
     "build, message",
     [
         (lambda: small_vae(likelihood="poisson"), "likelihood"),
+        (lambda: small_vae(activation="sigmoid"), "unknown activation 'sigmoid'"),
         (lambda: small_vae(dropout=1.0), "dropout"),
         (lambda: small_vae(anneal_steps=-1), "anneal_steps"),
         (lambda: small_vae(weight_decay=-0.1), "weight_decay"),

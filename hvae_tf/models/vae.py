@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from hvae_tf.config import LIKELIHOODS, check_setting
+from hvae_tf.config import check_setting
 from hvae_tf.models.annealing import LinearKLAnnealing
 from hvae_tf.models.base import VariationalAutoencoder
 from hvae_tf.models.click_input import ClickDense, click_matrix, click_weights
@@ -38,6 +38,7 @@ class StandardVAE(VariationalAutoencoder):
         self,
         n_movies: int,
         hidden_dim: int = 600,
+        activation: str = "tanh",
         latent_dim: int = 200,
         likelihood: str = "multinomial",
         dropout: float = 0.5,
@@ -52,10 +53,8 @@ class StandardVAE(VariationalAutoencoder):
         self.remember_settings(locals())
         if int(n_movies) != n_movies or n_movies < 1:
             raise ValueError(f"n_movies must be a positive whole number, got {n_movies!r}")
-        for name in ("hidden_dim", "latent_dim", "dropout", "weight_decay"):
+        for name in ("hidden_dim", "activation", "latent_dim", "likelihood", "dropout", "weight_decay"):
             check_setting(name, locals()[name])
-        if likelihood not in LIKELIHOODS:
-            raise ValueError(f"unknown likelihood {likelihood!r}: choose one of {', '.join(LIKELIHOODS)}")
         self.n_movies = int(n_movies)
         self.hidden_dim = int(hidden_dim)
         self.latent_dim = int(latent_dim)
@@ -66,12 +65,12 @@ class StandardVAE(VariationalAutoencoder):
         self.weight_decay = float(weight_decay)
         self.seed = seed
 
-        self.first_layer = self._make_first_layer(_seed(seed, 0), "tanh")
+        self.first_layer = self._make_first_layer(_seed(seed, 0), activation)
         dense = lambda units, offset, **kw: keras.layers.Dense(  # noqa: E731
             units, kernel_initializer=keras.initializers.GlorotUniform(_seed(seed, offset)), **kw
         )
         self.encoder_output = dense(2 * self.latent_dim, 10, name="encoder_output")  # mu, logvar
-        self.decoder_hidden = dense(self.hidden_dim, 11, activation="tanh", name="decoder_hidden")
+        self.decoder_hidden = dense(self.hidden_dim, 11, activation=activation, name="decoder_hidden")
         self.decoder_output = dense(self.n_movies, 12, name="decoder_output")  # logits
         self.sampling = Sampling(seed=_seed(seed, 13), name="sampling")
         self.dropout_seed = keras.random.SeedGenerator(_seed(seed, 14))
