@@ -84,8 +84,8 @@ def command_run(args) -> None:
 
 
 def command_compare(args) -> None:
-    from hvae_tf.evaluation import harness
     from hvae_tf.config import SCHEMES
+    from hvae_tf.evaluation import harness
     from hvae_tf.evaluation.significance import compare, load_per_user
 
     folders = []
@@ -101,8 +101,8 @@ def command_compare(args) -> None:
 
 
 def command_grid(parser, args) -> None:
-    from hvae_tf.evaluation.grid import run_grid
     from hvae_tf.config import config_from_args
+    from hvae_tf.evaluation.grid import run_grid
 
     base = config_from_args(parser, args)
     run_grid(base, args.out, folds=tuple(args.folds), feature_sets=tuple(args.feature_sets),

@@ -38,8 +38,17 @@ setup(
     include_package_data=True,
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        # tfds.testing imports dill (tensorflow-datasets does not declare it).
-        "test": ["pytest>=7.4", "pytest-timeout>=2.2", "dill"],
+        "test": [
+            "pytest>=7.4",
+            "pytest-timeout>=2.2",
+            # tfds.testing imports dill (tensorflow-datasets does not declare it).
+            "dill",
+            # Checks the layer contract in .importlinter (each layer imports only those below);
+            # a hand-written import scan would miss imports inside functions and re-exports.
+            "import-linter>=2.1",
+            # Pyflakes' errors, import order and bugbear in one fast tool (rules in ruff.toml).
+            "ruff>=0.5",
+        ],
         # CUDA libraries for TensorFlow on Linux GPUs.
         "gpu": ["tensorflow[and-cuda]>=2.16,<2.22"],
     },

@@ -14,13 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from hvae_tf.config import parse_args
 from hvae_tf.data import loading
 from hvae_tf.data.protocols import make_split
 from hvae_tf.data.schema import MovieLensData
-from hvae_tf.config import parse_args
+from tf_datasets.hvae_movielens.dummy_data import dummy_data_dir
 from tf_datasets.hvae_movielens.files import MovieLensFormatError
 from tf_datasets.hvae_movielens.ratings import read_ratings
-from tf_datasets.hvae_movielens.dummy_data import dummy_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -29,8 +29,11 @@ def split_rows(matrix, rng, fraction=0.2):
     """Hide `fraction` of each row's clicks: (fold_in, held_out)."""
     coo = matrix.tocoo()
     hidden = rng.random(coo.nnz) < fraction
-    make = lambda keep: sp.csr_matrix((coo.data[keep], (coo.row[keep], coo.col[keep])), shape=matrix.shape)
-    return make(~hidden), make(hidden)
+
+    def rows(keep):
+        return sp.csr_matrix((coo.data[keep], (coo.row[keep], coo.col[keep])), shape=matrix.shape)
+
+    return rows(~hidden), rows(hidden)
 
 
 def direct_ease(dense_clicks, l2):

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"
 sys.path.insert(0, str(BENCH))
 
-import synthetic_clicks
+import synthetic_clicks  # noqa: E402  (bench/ is a folder of scripts, put on the path above)
 
 NUMBER = r"[\d,.]+"
 

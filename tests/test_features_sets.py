@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hvae_tf.data.schema import MovieLensData
-from tf_datasets.hvae_movielens.columns import MOVIE_COLUMNS, OMDB_FIELDS, RATING_COLUMNS
 from hvae_tf.config import CONTENT_FEATURES
+from hvae_tf.data.schema import MovieLensData
 from hvae_tf.features import build_features, random_embeddings
 from hvae_tf.features.genome import genome_features
 from hvae_tf.features.genre import genre_features
+from tf_datasets.hvae_movielens.columns import MOVIE_COLUMNS, OMDB_FIELDS, RATING_COLUMNS
 
 
 def movielens(rows: list[dict], genome_tags=(), release="test") -> MovieLensData:

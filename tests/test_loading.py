@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 from hvae_tf.data import loading
-from tf_datasets.hvae_movielens.ratings import read_ratings
+from tf_datasets.hvae_movielens import HvaeMovielens
 from tf_datasets.hvae_movielens.dummy_data import dummy_data_dir, write_tiny_20m
 from tf_datasets.hvae_movielens.files import MovieLensFormatError
-from tf_datasets.hvae_movielens import HvaeMovielens
+from tf_datasets.hvae_movielens.ratings import read_ratings
 
 
 @pytest.fixture(scope="session")

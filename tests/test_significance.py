@@ -4,7 +4,11 @@ import numpy as np
 import pytest
 
 from hvae_tf.evaluation.significance import (
-    PerUser, compare, load_per_user, paired_tests, save_per_user,
+    PerUser,
+    compare,
+    load_per_user,
+    paired_tests,
+    save_per_user,
 )
 
 

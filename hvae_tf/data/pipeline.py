@@ -12,7 +12,6 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
-
 PADDING = -1
 
 

@@ -23,6 +23,7 @@ from hvae_tf.evaluation.tables import STANDARD_VAE, Result, model_label, table1,
 from hvae_tf.io import write_atomic
 from hvae_tf.training.run import train
 
+
 def grid_cells(data, feature_sets=HYBRID_FEATURES, approaches=(1, 2)) -> list[tuple[str, int]]:
     """(features, approach) pairs this release can run: genome needs genome files, imdb OMDb data."""
     usable = {"random": True, "genre": True, "genome": data.has_genome, "imdb": data.has_omdb}

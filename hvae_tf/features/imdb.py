@@ -12,10 +12,10 @@ from __future__ import annotations
 import numpy as np
 from tqdm.auto import tqdm
 
-from tf_datasets.hvae_movielens.releases import OMDB_HELP
 from hvae_tf.data.schema import MovieLensData
 from hvae_tf.features import text
 from hvae_tf.features.feature_matrix import FeatureMatrix, hstack, select_movies
+from tf_datasets.hvae_movielens.releases import OMDB_HELP
 
 ABSENT = {"", "N/A"}
 NOT_RATED = {"not rated", "unrated", "not-rated"}

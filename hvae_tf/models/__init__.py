@@ -1,6 +1,8 @@
 """Keras models: the Standard-VAE (Mult-VAE), the Hybrid-VAE (approaches 1 and 2) and the Movie-VAE."""
 
 from hvae_tf.models.annealing import LinearKLAnnealing
+from hvae_tf.models.base import VariationalAutoencoder
+from hvae_tf.models.build import build_model
 from hvae_tf.models.click_input import (
     ClickDense,
     CollapsedEmbeddingDense,
@@ -8,8 +10,6 @@ from hvae_tf.models.click_input import (
     click_matrix,
     click_weights,
 )
-from hvae_tf.models.base import VariationalAutoencoder
-from hvae_tf.models.build import build_model
 from hvae_tf.models.hybrid import HybridVAE
 from hvae_tf.models.losses import bernoulli_log_likelihood, gaussian_kl, multinomial_log_likelihood
 from hvae_tf.models.movie_vae import MovieVAE, train_movie_vae

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
+from hvae_tf.config import TrainConfig
 from hvae_tf.data import prepare
 from hvae_tf.data.protocols import Split
 from hvae_tf.data.schema import MovieLensData
 from hvae_tf.embeddings import movie_embeddings
 from hvae_tf.metrics.ranking import padded_indices
 from hvae_tf.models import build_model
-from hvae_tf.config import TrainConfig
 
 
 @dataclasses.dataclass

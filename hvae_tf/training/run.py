@@ -16,9 +16,9 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from hvae_tf.config import TrainConfig
 from hvae_tf.data import pipeline, prepare
 from hvae_tf.embeddings import movie_embeddings
-from hvae_tf.config import TrainConfig
 from hvae_tf.io import write_atomic
 from hvae_tf.models import build_model
 from hvae_tf.training import callbacks as hvae_callbacks

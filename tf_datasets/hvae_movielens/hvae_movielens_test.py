@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from tf_datasets.hvae_movielens.releases import RELEASES
 from tf_datasets.hvae_movielens import hvae_movielens
 from tf_datasets.hvae_movielens.dummy_data import dummy_data_dir
+from tf_datasets.hvae_movielens.releases import RELEASES
 
 DUMMY = dummy_data_dir()
 
