@@ -39,7 +39,7 @@ STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 PARTS = ("split", "features", "model", "fit", "output")
 
 # Fields that may change between a run and its continuation in the same run folder.
-RESUMABLE_FIELDS = frozenset({"epochs", "export_dir", "export_version", "verbose", "strategy"})
+RESUMABLE_FIELDS = frozenset({"epochs", "export_dir", "export_version", "verbose", "strategy", "retrain"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +59,7 @@ AT_LEAST_0 = Rule(lambda v: _finite(v) and int(v) == v and v >= 0, "a whole numb
 POSITIVE = Rule(lambda v: _finite(v) and v > 0, "a finite number > 0")
 NON_NEGATIVE = Rule(lambda v: _finite(v) and v >= 0, "a finite number >= 0")
 RATE = Rule(lambda v: _finite(v) and 0 <= v < 1, "in [0, 1)")
+FINITE = Rule(_finite, "a finite number")
 
 
 def setting(default, parts: str = "", help: str | None = None, *, type=None, choices=None,
@@ -92,7 +93,7 @@ class TrainConfig:
     heldout_users: float | None = setting(
         None, "split", "validation and test users each: a count, or a fraction < 1 (default "
         "10,000 on the big releases, 10%% on small ones)", type=float, rule=POSITIVE)
-    threshold: float = setting(3.5, "split", "a rating above this is a click")
+    threshold: float = setting(3.5, "split", "a rating above this is a click", rule=FINITE)
     features: str = setting("genome", "features", "'none' trains the Standard-VAE; the others a "
                             "Hybrid-VAE", choices=FEATURES)
     approach: int = setting(1, "model", "1: flatten the N x d embeddings; 2: a dense layer "
@@ -138,6 +139,8 @@ class TrainConfig:
     export_k: int = setting(100, "output", "how many movies the served model returns",
                             rule=AT_LEAST_1)
     export_version: int | None = setting(None, "output", type=int)
+    retrain: bool = setting(False, "output", "train again from scratch when the run folder holds a "
+                            "finished (or interrupted) run of this configuration", action="store_true")
 
     def part(self, name: str) -> dict[str, Any]:
         """The settings of one part of the run, e.g. `cfg.part("model")` for the model's constructor."""

@@ -216,7 +216,7 @@ def test_nan_loss_stops_naming_the_step_and_the_last_good_checkpoint(
     assert _train_script().main(argv) == 2
     message = capsys.readouterr().err
     best = run / "checkpoints" / "best.weights.h5"
-    assert f"at optimizer step {poisoned_update} (epoch {poisoned_epoch}, batch 1)" in message, message
+    assert f"loss became nan at optimizer step {poisoned_update} (epoch {poisoned_epoch}, batch 1)" in message, message
     assert str(best) in message and "--lr" in message
     assert not (run / "metrics.json").exists() and not (tmp_path / "saved").exists()
     if poisoned_epoch == 1:
@@ -234,3 +234,32 @@ def test_nan_loss_stops_naming_the_step_and_the_last_good_checkpoint(
     scores = ranking.summarize(ranking.score_users(
         lambda idx: model.scores(idx).numpy(), split.validation.fold_in, split.validation.held_out))
     assert scores["ndcg@100"] == pytest.approx(history[0]["val_ndcg_100"], abs=1e-6)
+
+
+def test_weights_that_turn_nan_in_a_one_step_epoch_are_never_kept(tiny_data_dir, tmp_path, capsys):
+    """One update per epoch: the only loss an epoch sees is computed before its update, so it is
+    finite; an overflowing learning rate still turns the weights inf/NaN. The epoch-end check stops
+    the run before the ranking, the checkpoint or the export can keep them."""
+    run = tmp_path / "run"
+    argv = [
+        "--dataset", "generated", "--generated-users", "300", "--generated-movies", "120",
+        "--generated-ratings", "12000", "--data-dir", str(tiny_data_dir), "--hidden-dim", "16",
+        "--latent-dim", "4", "--batch-size", "1000", "--epochs", "2", "--features", "none",
+        "--protocol", "liang", "--heldout-users", "0.1", "--lr", "1e39", "--run-dir", str(run),
+        "--export-dir", str(tmp_path / "saved"), "--verbose", "0",
+    ]
+    assert _train_script().main(argv) == 2
+    message = capsys.readouterr().err
+    assert "became NaN or inf by the end of the epoch" in message and "(epoch 1)" in message, message
+    assert not (run / "checkpoints" / "best.weights.h5").exists()
+    assert not (run / "validation.json").exists() and not (tmp_path / "saved").exists()
+
+
+@pytest.mark.parametrize("flag", ["--lr", "--dropout", "--anneal-cap", "--weight-decay",
+                                  "--threshold", "--heldout-users"])
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_non_finite_flag_values_are_refused_naming_the_flag(flag, value, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args([flag, value])
+    assert exit_info.value.code == 2
+    assert f"error: {flag} must be" in capsys.readouterr().err

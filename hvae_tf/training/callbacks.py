@@ -80,13 +80,31 @@ class RankingMetrics(keras.callbacks.Callback):
             logs.update(values)
 
 
+def non_finite_weights(model) -> list[str]:
+    """Names of the model's weights holding NaN or inf (none, for weights one may keep)."""
+    return [w.path for w in model.weights
+            if w.dtype.startswith("float") and not np.isfinite(keras.ops.convert_to_numpy(w)).all()]
+
+
+def require_finite_weights(model, what: str) -> None:
+    """Refuse to `what` (checkpoint, export) weights that are not all finite."""
+    bad = non_finite_weights(model)
+    if bad:
+        raise FloatingPointError(
+            f"refusing to {what}: weights {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''} hold "
+            "NaN or inf. Lower --lr (with a new --run-dir), or check the input data."
+        )
+
+
 class StopOnNaN(keras.callbacks.Callback):
     """TerminateOnNaN that also names the step and where the last good weights are.
 
-    It raises (FloatingPointError) rather than setting `stop_training`: Keras still ends the epoch
-    after a stop, so the ranking callback would record, ModelCheckpoint could keep, and
-    BackupAndRestore would back up the NaN weights. Raising leaves the run folder as it was after
-    the last good epoch.
+    It checks each batch's loss and, at each epoch's end, the epoch's loss and the weights: an
+    update can turn the weights NaN after the last loss of an epoch was computed (with one step per
+    epoch, every loss it sees is finite). It raises (FloatingPointError) rather than setting
+    `stop_training`: Keras still ends the epoch after a stop, so the ranking callback would record,
+    ModelCheckpoint could keep, and BackupAndRestore would back up the NaN weights. Raising leaves
+    the run folder as it was after the last good epoch; it must come before those callbacks.
     """
 
     def __init__(self, last_good: str):
@@ -97,20 +115,35 @@ class StopOnNaN(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
 
-    def on_train_batch_end(self, batch, logs=None):
+    def _stop(self, what: str, batch: int | None = None) -> None:
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        where = (
+            f"the last good weights are in {self.last_good}" if Path(self.last_good).exists()
+            else f"no checkpoint was written yet ({self.last_good} comes at the end of an epoch)"
+        )
+        raise FloatingPointError(
+            f"{what} at optimizer step {step} (epoch {self._epoch + 1}"
+            f"{'' if batch is None else f', batch {batch}'}); {where}. "
+            "Lower --lr (with a new --run-dir), or check the input data."
+        )
+
+    @staticmethod
+    def _loss(logs) -> float | None:
         loss = (logs or {}).get("loss")
-        value = None if loss is None else float(np.asarray(loss).reshape(-1)[0])
+        return None if loss is None else float(np.asarray(loss).reshape(-1)[0])
+
+    def on_train_batch_end(self, batch, logs=None):
+        value = self._loss(logs)
         if value is not None and not math.isfinite(value):
-            step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
-            where = (
-                f"the last good weights are in {self.last_good}" if Path(self.last_good).exists()
-                else f"no checkpoint was written yet ({self.last_good} comes at the end of an epoch)"
-            )
-            raise FloatingPointError(
-                f"loss became {value} at optimizer step {step} "
-                f"(epoch {self._epoch + 1}, batch {batch}); {where}. "
-                "Lower --lr (with a new --run-dir), or check the input data."
-            )
+            self._stop(f"loss became {value}", batch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = self._loss(logs)
+        if value is not None and not math.isfinite(value):
+            self._stop(f"the epoch's loss became {value}")
+        bad = non_finite_weights(self.model)
+        if bad:
+            self._stop(f"weights {', '.join(bad[:3])} became NaN or inf by the end of the epoch")
 
 
 class ReplayEpochRandomness(keras.callbacks.Callback):
@@ -147,9 +180,11 @@ class ReplayEpochRandomness(keras.callbacks.Callback):
 
 
 class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
-    """ModelCheckpoint that writes beside its file and renames: a kill mid-save keeps the last best."""
+    """ModelCheckpoint that writes beside its file and renames: a kill mid-save keeps the last best.
+    Non-finite weights are never written (they would rank as "best" and then be exported)."""
 
     def _save_model(self, epoch, batch, logs):
+        require_finite_weights(self.model, "checkpoint")
         final = Path(self.filepath)
         partial = final.with_name(f".partial.{final.name}")  # keeps the .weights.h5 suffix Keras wants
         partial.unlink(missing_ok=True)  # a crash's leftover must never be renamed into place

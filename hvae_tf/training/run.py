@@ -7,7 +7,6 @@ the BackupAndRestore state that lets a killed run resume, and metrics.json.
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import tempfile
@@ -19,29 +18,12 @@ import tensorflow as tf
 from hvae_tf.config import TrainConfig
 from hvae_tf.data import pipeline, prepare
 from hvae_tf.embeddings import movie_embeddings
-from hvae_tf.io import write_atomic
 from hvae_tf.models import build_model
 from hvae_tf.training import callbacks as hvae_callbacks
 from hvae_tf.training.export import export_for_serving
 from hvae_tf.training.optimizer import FusedAdam
+from hvae_tf.training.run_folder import RunFolder
 from hvae_tf.training.strategy import is_chief, make_strategy
-
-
-def claim_run_dir(cfg: TrainConfig) -> Path:
-    """The run folder for this configuration; one holding another configuration is refused."""
-    run = cfg.run_path
-    saved = run / "config.json"
-    if saved.exists():
-        previous = TrainConfig.from_json(saved.read_text())
-        diff = cfg.differences(previous)  # (saved value, this run's value) per field
-        if diff:
-            listing = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in sorted(diff.items()))
-            raise ValueError(
-                f"--run-dir {run} holds a run with another configuration ({listing}); "
-                "pass another --run-dir, or delete that folder to start over"
-            )
-    write_atomic(saved, cfg.to_json())
-    return run
 
 
 def describe(cfg: TrainConfig, split, embeddings, model) -> str:
@@ -58,13 +40,38 @@ def describe(cfg: TrainConfig, split, embeddings, model) -> str:
 
 
 def train(cfg: TrainConfig) -> dict:
-    """Train as configured; returns the metrics also written to metrics.json."""
+    """Train as configured; returns the metrics also written to metrics.json.
+
+    Only the chief (worker 0, or a single process) owns the run folder; other workers of a
+    multi-worker job write their share of the checkpoints to a folder of their own.
+    """
+    if not is_chief():
+        run = Path(tempfile.mkdtemp(prefix="hvae-worker-"))
+        try:
+            return _fit(cfg, run, folder=None)
+        finally:
+            shutil.rmtree(run, ignore_errors=True)
+    folder = RunFolder(cfg)
+    with folder.claimed():
+        folder.check_configuration()
+        done = folder.finished()
+        if done is not None and not cfg.retrain:
+            print(f"{folder.path} holds this run, finished: {done['epochs']} epochs, best validation "
+                  f"NDCG@100 {done['validation']['val_ndcg_100']:.4f} (epoch {done['best_epoch']}), "
+                  f"SavedModel {done.get('export', '(none)')}. Pass --retrain to train it again "
+                  "from scratch.")
+            return done
+        if cfg.retrain:
+            folder.start_over()
+        return _fit(cfg, folder.path, folder)
+
+
+def _fit(cfg: TrainConfig, run: Path, folder: RunFolder | None) -> dict:
     keras.utils.set_random_seed(cfg.seed)
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
     strategy = make_strategy(cfg.strategy)
-    chief = is_chief()
-    run = claim_run_dir(cfg) if chief else Path(tempfile.mkdtemp(prefix="hvae-worker-"))
+    chief = folder is not None
 
     data, split = prepare.prepare(cfg, verbose=chief)
     embeddings = movie_embeddings(cfg, data, split)
@@ -78,6 +85,7 @@ def train(cfg: TrainConfig) -> dict:
         model(next(iter(train_ds)))
     if chief:
         print(describe(cfg, split, embeddings, model))
+        folder.write_config()  # only now: a start that failed before this leaves nothing to refuse
 
     best = run / "checkpoints" / "best.weights.h5"
     best.parent.mkdir(parents=True, exist_ok=True)
@@ -119,13 +127,12 @@ def train(cfg: TrainConfig) -> dict:
         "history": ranking.history,
     }
     if chief:
-        write_atomic(run / "metrics.json", json.dumps(metrics, indent=2))
+        hvae_callbacks.require_finite_weights(model, "export")
         exported = export_for_serving(
             model, split.movie_ids, cfg.export_dir, cfg.model_name,
             k=cfg.export_k, version=cfg.export_version, config_json=cfg.to_json(),
         )
         metrics["export"] = str(exported)
+        folder.write_metrics(metrics)  # last: it marks the run as finished
         print(f"validation {final} | SavedModel {exported} | run folder {run}")
-    else:
-        shutil.rmtree(run, ignore_errors=True)
     return metrics
