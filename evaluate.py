@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("paths", nargs="+", help="train.py run folders or SavedModel version folders")
     run.add_argument("--unmasked", action="store_true",
                      help="Eval 2 without removing the fold-in movies from the ranking")
+    run.add_argument("--unfinished", action="store_true",
+                     help="score a run that has not finished (its best checkpoint so far)")
     add_metric_flags(run)
     cmp = sub.add_parser("compare", help="significance of the difference between two runs")
     cmp.add_argument("first")
@@ -75,8 +77,11 @@ def command_run(args) -> None:
         if (path / "saved_model.pb").exists():
             result = harness.evaluate_saved_model(path, args.split, **options)
         else:
-            result = harness.evaluate_run(path, args.split, masked=not args.unmasked, **options)
-        print(f"{path} ({args.split} users)")
+            result = harness.evaluate_run(path, args.split, masked=not args.unmasked,
+                                          allow_unfinished=args.unfinished, **options)
+        unfinished = not (path / "saved_model.pb").exists() and not (path / "metrics.json").exists()
+        print(f"{path} ({args.split} users)"
+              + ("  ** UNFINISHED RUN: its best checkpoint so far, not its result **" if unfinished else ""))
         for scheme, summary in result.items():
             numbers = "  ".join(f"{k}={v:.4f}" for k, v in summary.items() if "@" in k)
             print(f"  {scheme}: {numbers}  ({summary['users']:,} users, "
@@ -84,20 +89,15 @@ def command_run(args) -> None:
 
 
 def command_compare(args) -> None:
-    from hvae_tf.config import SCHEMES
     from hvae_tf.evaluation import harness
-    from hvae_tf.evaluation.significance import compare, load_per_user
+    from hvae_tf.evaluation.significance import comparison_lines
 
     folders = []
     for run in (args.first, args.second):
         harness.evaluate_run(run, args.split)
         folders.append(harness.evaluation_folder(Path(run), args.split, True))
-    for scheme in SCHEMES:
-        a, b = (load_per_user(harness.scheme_file(f, scheme)) for f in folders)
-        for metric in a.metrics:
-            t = compare(a, b, metric)
-            print(f"{scheme} {metric}: mean difference (second - first) {t.mean_difference:+.4f} "
-                  f"over {t.n:,} users; paired t p={t.p_t:.3g}, Wilcoxon p={t.p_w:.3g}")
+    for line in comparison_lines(*(harness.scheme_files(f) for f in folders)):
+        print(line)
 
 
 def command_grid(parser, args) -> None:

@@ -173,6 +173,14 @@ class TrainConfig:
         return {k: (theirs[k], mine[k]) for k in mine
                 if k not in RESUMABLE_FIELDS and mine[k] != theirs[k]}
 
+    def result_differences(self, other: "TrainConfig") -> dict[str, tuple]:
+        """Fields that differ and change what a run computes (epochs included): two runs agreeing
+        on all of them are the same experiment."""
+        same_result = {"verbose", "strategy"}
+        return {f.name: (getattr(other, f.name), getattr(self, f.name)) for f in dataclasses.fields(self)
+                if f.metadata["parts"] & {"split", "features", "model", "fit"}
+                and f.name not in same_result and getattr(self, f.name) != getattr(other, f.name)}
+
     def problems(self) -> list[str]:
         """Every value and combination of values that cannot work, each naming its flag."""
         found = []

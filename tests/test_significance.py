@@ -6,6 +6,7 @@ import pytest
 from hvae_tf.evaluation.significance import (
     PerUser,
     compare,
+    comparison_lines,
     load_per_user,
     paired_tests,
     save_per_user,
@@ -82,3 +83,19 @@ def test_bad_files_and_shapes_get_clear_errors(tmp_path):
         load_per_user(tmp_path / "junk.npz")
     with pytest.raises(ValueError, match="same length"):
         paired_tests([0.1, 0.2], [0.1])
+
+
+def test_comparison_lines_say_second_minus_first_with_its_sign(tmp_path):
+    """The second run is better by construction: the printed difference is positive."""
+    rng = np.random.default_rng(5)
+    users = np.arange(100)
+    first = rng.random(100) * 0.5
+    second = first + 0.1 + rng.normal(0, 0.01, 100)
+    files = {}
+    for name, values in (("first", first), ("second", second)):
+        files[name] = {"Eval 2": save_per_user(tmp_path / f"{name}.npz", {"ndcg@100": values}, users)}
+    (line,) = comparison_lines(files["first"], files["second"])
+    difference = float(line.split("(second - first) ")[1].split()[0])
+    assert difference == pytest.approx(np.mean(second - first), abs=1e-4) and difference > 0
+    (reverse,) = comparison_lines(files["second"], files["first"])
+    assert "(second - first) -0.1" in reverse

@@ -21,6 +21,7 @@ reproducible, and the paper's "3-fold CV" is folds 0, 1 and 2.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -117,6 +118,20 @@ class Split:
         for r in cells:  # names left-aligned, numbers right-aligned
             lines.append("  ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]))
         return "\n".join(lines)
+
+    def fingerprint(self) -> str:
+        """A hash of the users, movies and clicks of every part: the identity of this fold, so an
+        evaluation or a baseline computed on one split is never reused for another."""
+        digest = hashlib.sha256()
+        parts = [self.movie_ids, self.train_user_ids, self.train.indptr, self.train.indices]
+        for part in (self.validation, self.test):
+            parts += [part.user_ids, part.fold_in.indptr, part.fold_in.indices,
+                      part.held_out.indptr, part.held_out.indices]
+        for array in parts:
+            array = np.ascontiguousarray(array)
+            digest.update(f"{array.dtype}{array.shape}".encode())
+            digest.update(array.tobytes())
+        return digest.hexdigest()[:16]
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write one .npz (metadata as JSON inside it), atomically: a reader never sees half a file."""

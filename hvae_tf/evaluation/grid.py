@@ -14,7 +14,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from hvae_tf.baselines import EASE, Popularity
+from hvae_tf.baselines import DEFAULT_L2_GRID, EASE, Popularity
 from hvae_tf.config import HYBRID_FEATURES, SCHEMES, TrainConfig
 from hvae_tf.data import prepare
 from hvae_tf.evaluation import harness
@@ -39,13 +39,21 @@ def cell_label(features: str, approach: int, approaches) -> str:
 
 
 def run_cell(base: TrainConfig, out: Path, fold: int, features: str, approach: int) -> Path:
-    """Train one grid cell unless its run folder already has metrics.json."""
+    """Train one grid cell, or resume it, or reuse it when finished; a run folder made with any
+    other setting (epochs included) is refused rather than reused."""
     cfg = dataclasses.replace(base, fold=fold, features=features, approach=approach)
     cfg = dataclasses.replace(cfg, run_dir=str(out / "runs" / cfg.model_name),
                               export_dir=str(out / "saved_models"))
-    if not (Path(cfg.run_dir) / "metrics.json").exists():
-        keras.backend.clear_session()
-        train(cfg)
+    saved = Path(cfg.run_dir) / "config.json"
+    if saved.exists():
+        diff = cfg.result_differences(TrainConfig.from_json(saved.read_text()))
+        if diff:
+            listing = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in sorted(diff.items()))
+            raise ValueError(
+                f"{cfg.run_dir} holds a grid cell made with other settings ({listing}): pass "
+                "another --out for these settings, or delete that folder to train it again")
+    keras.backend.clear_session()
+    train(cfg)  # reports a finished run instead of training it again
     return Path(cfg.run_dir)
 
 
@@ -53,14 +61,19 @@ def baseline_folders(base: TrainConfig, out: Path, fold: int) -> dict[str, Path]
     """Popularity and EASE (L2 weight chosen on validation users) on the fold's test users."""
     cfg = dataclasses.replace(base, fold=fold)
     folders = {name: out / "baselines" / f"fold{fold}" / name for name in ("Popularity", "EASE")}
-    if all((f / harness.SUMMARY).exists() for f in folders.values()):
-        return folders
     _, split = prepare.prepare(cfg, verbose=False)
+    keys = {name: harness.evaluation_key(scored, split_fingerprint=split.fingerprint(),
+                                         split_name="test")
+            for name, scored in (("Popularity", {"baseline": "Popularity"}),
+                                 ("EASE", {"baseline": "EASE", "l2_grid": list(DEFAULT_L2_GRID)}))}
+    if all(harness.cached(folders[name], key) is not None for name, key in keys.items()):
+        return folders
     popularity = Popularity().fit(split.train)
-    ease, l2_table = EASE.tuned(split.train, split.validation.fold_in, split.validation.held_out)
+    ease, l2_table = EASE.tuned(split.train, split.validation.fold_in, split.validation.held_out,
+                                grid=DEFAULT_L2_GRID)
     for name, model in (("Popularity", popularity), ("EASE", ease)):
         extra = {"l2": ease.l2, "validation_ndcg@100": {str(k): v for k, v in l2_table.items()}}
-        harness.evaluate_scorer(model.scores, split.test, folders[name],
+        harness.evaluate_scorer(model.scores, split.test, folders[name], keys[name],
                                 metadata={"model": name, "fold": fold,
                                           **(extra if name == "EASE" else {})})
     return folders

@@ -2,8 +2,10 @@
 vectors on disk so any two results on the same fold can be tested for significance later.
 
 Layout of an evaluation folder: one `<scheme>.npz` per scheme (per-user metrics + user ids, see
-significance.save_per_user) and `summary.json` (means, users scored, users excluded). A folder
-that already has its summary is reused, never recomputed.
+significance.save_per_user) and `summary.json` (means, users scored, users excluded, and the key).
+A folder is reused only for the same key: what was scored (the weights' hash, or the baseline and
+its settings), on which users (the split's fingerprint and test/validation) and with which options
+(schemes, masking, ks). Anything else is computed again.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from hvae_tf.evaluation.significance import save_per_user
 from hvae_tf.io import write_atomic
 from hvae_tf.metrics import ranking
 from hvae_tf.training.export import CONFIG_ASSET
-from hvae_tf.training.restore import load_run
+from hvae_tf.training.restore import file_digest, finished_metrics, load_run, weights_file
 
 SUMMARY = "summary.json"
 
@@ -32,45 +34,82 @@ def scheme_file(folder: Path, scheme: str) -> Path:
     return Path(folder) / f"{scheme.lower().replace(' ', '')}.npz"
 
 
+def scheme_files(folder: Path) -> dict[str, Path]:
+    """Each scheme's per-user file of an evaluation folder."""
+    return {scheme: scheme_file(folder, scheme) for scheme in SCHEMES}
+
+
+def evaluation_key(scored: dict, *, split_fingerprint: str, split_name: str,
+                   schemes: Iterable[str] = SCHEMES, masked: bool = True,
+                   recall_ks=(20, 50), ndcg_ks=(100,)) -> dict:
+    """Everything an evaluation's numbers depend on; `scored` names what ranked (weights, model)."""
+    return {**scored, "split": split_fingerprint, "users": split_name, "schemes": list(schemes),
+            "masked": bool(masked), "recall_ks": [int(k) for k in recall_ks],
+            "ndcg_ks": [int(k) for k in ndcg_ks]}
+
+
+def cached(folder: str | Path, key: dict) -> dict | None:
+    """The saved per-scheme means of `folder` when they were computed for `key`, else None."""
+    summary = Path(folder) / SUMMARY
+    if not summary.exists():
+        return None
+    saved = json.loads(summary.read_text())
+    return saved["schemes"] if saved.get("key") == key else None
+
+
 def evaluate_scorer(
-    scorer, users: HeldOutUsers, folder: str | Path, *, schemes: Iterable[str] = SCHEMES,
-    masked: bool = True, recall_ks=(20, 50), ndcg_ks=(100,), metadata: dict | None = None,
+    scorer, users: HeldOutUsers, folder: str | Path, key: dict, *, metadata: dict | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Means per scheme; per-user vectors saved beside them. Reuses a finished folder."""
+    """Means per scheme (the schemes and options named by `key`, see evaluation_key); per-user
+    vectors saved beside them. A folder computed for the same key is reused."""
     folder = Path(folder)
-    if (folder / SUMMARY).exists():
-        return json.loads((folder / SUMMARY).read_text())["schemes"]
+    reused = cached(folder, key)
+    if reused is not None:
+        return reused
     summaries = {}
-    for scheme in schemes:
-        per_user = evaluate_scheme(scorer, users, scheme, masked=masked,
-                                   recall_ks=recall_ks, ndcg_ks=ndcg_ks)
+    options = dict(masked=key["masked"], recall_ks=key["recall_ks"], ndcg_ks=key["ndcg_ks"])
+    for scheme in key["schemes"]:
+        per_user = evaluate_scheme(scorer, users, scheme, **options)
         save_per_user(scheme_file(folder, scheme), per_user, users.user_ids,
-                      metadata={**(metadata or {}), "scheme": scheme, "masked": masked})
+                      metadata={**(metadata or {}), "scheme": scheme, "masked": key["masked"]})
         summaries[scheme] = ranking.summarize(per_user)
+    # Written last: a folder whose summary is missing or keyed otherwise is never read as done.
     write_atomic(folder / SUMMARY, json.dumps(
-        {"schemes": summaries, "masked": masked, **(metadata or {})}, indent=2))
+        {"schemes": summaries, "masked": key["masked"], "key": key, **(metadata or {})}, indent=2))
     return summaries
 
 
-def held_out_users(split: Split, name: str) -> HeldOutUsers:
+def held_out_users(split: Split | None, name: str) -> HeldOutUsers | None:
     if name not in ("test", "validation"):
         raise ValueError(f"--split {name!r}: choose test or validation")
-    return getattr(split, name)
+    return None if split is None else getattr(split, name)
 
 
 def evaluation_folder(base: Path, split_name: str, masked: bool) -> Path:
     return Path(base) / "eval" / (split_name + ("" if masked else "-unmasked"))
 
 
-def evaluate_run(path, split_name: str = "test", masked: bool = True, **options):
-    """Eval 1 and Eval 2 of a finished train.py run folder, on its own fold's users."""
-    folder = evaluation_folder(Path(path), split_name, masked)
-    if (folder / SUMMARY).exists():
-        return json.loads((folder / SUMMARY).read_text())["schemes"]
-    run = load_run(path)
-    return evaluate_scorer(run.model.scores, held_out_users(run.split, split_name), folder,
-                           masked=masked, metadata={"model": run.config.model_name,
-                                                    "fold": run.config.fold}, **options)
+def evaluate_run(path, split_name: str = "test", masked: bool = True, allow_unfinished: bool = False,
+                 recall_ks=(20, 50), ndcg_ks=(100,)):
+    """Eval 1 and Eval 2 of a train.py run folder, on its own fold's users. A run that has not
+    finished is refused unless `allow_unfinished`, and its result is then marked unfinished."""
+    path = Path(path)
+    folder = evaluation_folder(path, split_name, masked)
+    held_out_users(None, split_name)  # a wrong name fails before any work
+    options = dict(split_name=split_name, masked=masked, recall_ks=recall_ks, ndcg_ks=ndcg_ks)
+    metrics = finished_metrics(path)
+    if metrics and metrics.get("split_fingerprint") and weights_file(path).exists():
+        # A finished run's key needs no data: reuse without loading the release.
+        key = evaluation_key({"weights": file_digest(weights_file(path))},
+                             split_fingerprint=metrics["split_fingerprint"], **options)
+        if cached(folder, key) is not None:
+            return cached(folder, key)
+    run = load_run(path, allow_unfinished=allow_unfinished)
+    key = evaluation_key({"weights": file_digest(weights_file(path))},
+                         split_fingerprint=run.split.fingerprint(), **options)
+    return evaluate_scorer(run.model.scores, held_out_users(run.split, split_name), folder, key,
+                           metadata={"model": run.config.model_name, "fold": run.config.fold,
+                                     "finished": run.finished})
 
 
 def evaluate_saved_model(path, split_name: str = "test", recall_ks=(20, 50), ndcg_ks=(100,)):

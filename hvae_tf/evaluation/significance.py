@@ -104,3 +104,17 @@ def compare(a: PerUser, b: PerUser, metric: str = "ndcg@100") -> PairedTest:
             raise ValueError(f"the {name} run has no per-user {metric!r}; it has "
                              f"{', '.join(sorted(run.metrics)) or 'none'}")
     return paired_tests(a.metrics[metric], b.metrics[metric])
+
+
+def comparison_lines(first: Mapping[str, Path], second: Mapping[str, Path]) -> list[str]:
+    """One line per scheme and metric: mean(second - first) over the users both scored, and the
+    paired tests' p-values. `first`/`second` map a scheme to its per-user file."""
+    lines = []
+    for scheme in first:
+        a, b = load_per_user(first[scheme]), load_per_user(second[scheme])
+        for metric in a.metrics:
+            test = compare(b, a, metric)  # second - first, as the line says
+            lines.append(f"{scheme} {metric}: mean difference (second - first) "
+                         f"{test.mean_difference:+.4f} over {test.n:,} users; paired t "
+                         f"p={test.p_t:.3g}, Wilcoxon p={test.p_w:.3g}")
+    return lines

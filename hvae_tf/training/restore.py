@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -24,21 +26,57 @@ class Run:
     split: Split
     embeddings: np.ndarray | None
     model: object  # a StandardVAE or HybridVAE with the best weights loaded
+    finished: bool  # False only when loaded with allow_unfinished
 
 
-def load_run(path: str | Path, verbose: bool = False) -> Run:
+def weights_file(path: str | Path) -> Path:
+    return Path(path) / "checkpoints" / "best.weights.h5"
+
+
+def file_digest(path: str | Path) -> str:
+    """A content hash of a file (streamed): the identity of the weights an evaluation scored."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def finished_metrics(path: str | Path) -> dict | None:
+    """metrics.json of a finished run (train.py writes it last), or None."""
+    metrics = Path(path) / "metrics.json"
+    return json.loads(metrics.read_text()) if metrics.exists() else None
+
+
+def load_run(path: str | Path, verbose: bool = False, allow_unfinished: bool = False) -> Run:
+    """A finished run (or, with allow_unfinished, one still training or stopped) in memory, after
+    checking that its data still gives the split it was trained on."""
     path = Path(path)
-    config_file, weights = path / "config.json", path / "checkpoints" / "best.weights.h5"
+    config_file, weights = path / "config.json", weights_file(path)
     for needed in (config_file, weights):
         if not needed.exists():
             raise FileNotFoundError(
-                f"{needed} is missing: {path} is not a finished run folder of train.py "
+                f"{needed} is missing: {path} is not a run folder of train.py with a checkpoint "
                 "(run train.py with --run-dir pointing there first)"
             )
+    metrics = finished_metrics(path)
+    if metrics is None and not allow_unfinished:
+        raise ValueError(
+            f"{path} is not a finished run (train.py writes metrics.json last, and it is missing): "
+            "finish it by running its train.py command again, or pass --unfinished to score its "
+            "best checkpoint so far"
+        )
     cfg = TrainConfig.from_json(config_file.read_text())
     data, split = prepare.prepare(cfg, verbose=verbose)
+    trained_on = (metrics or {}).get("split_fingerprint")
+    if trained_on is not None and trained_on != split.fingerprint():
+        raise ValueError(
+            f"{path} was trained on another split than its configuration gives now (split "
+            f"{trained_on}, now {split.fingerprint()}): the data under --manual-dir/--data-dir "
+            "changed since; retrain it (train.py ... --retrain) or restore the data"
+        )
     embeddings = movie_embeddings(cfg, data, split)
     model = build_model(split.n_movies, embeddings, **cfg.part("model"))
     model(padded_indices(split.train[:2]))
     model.load_weights(str(weights))
-    return Run(path, cfg, data, split, embeddings, model)
+    return Run(path, cfg, data, split, embeddings, model, finished=metrics is not None)

@@ -125,6 +125,7 @@ def _fit(cfg: TrainConfig, run: Path, folder: RunFolder | None) -> dict:
         "best_epoch": ranking.best()["epoch"],
         "validation": final,
         "history": ranking.history,
+        "split_fingerprint": split.fingerprint(),  # evaluate.py checks the data still gives it
     }
     if chief:
         hvae_callbacks.require_finite_weights(model, "export")
