@@ -195,3 +195,29 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
             self.filepath = str(final)
         if partial.exists():
             os.replace(partial, final)
+
+
+class SharedBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore for one process or many: every worker of a multi-worker job restores the
+    chief's backup (a folder they can all read), and only the chief writes or deletes it.
+
+    Keras' own callback writes and restores per process, so after a preemption the chief would
+    resume at its last epoch while the other workers start from scratch, and the replicas diverge.
+    `restore=False` (a retrain) ignores what a backup holds.
+    """
+
+    def __init__(self, backup_dir: str, *, writer: bool, restore: bool = True, **kwargs):
+        super().__init__(backup_dir, **kwargs)
+        self.writer, self.restore = writer, restore
+
+    def on_train_begin(self, logs=None):
+        if self.restore:
+            super().on_train_begin(logs)
+
+    def _save_model(self):
+        if self.writer:
+            super()._save_model()
+
+    def on_train_end(self, logs=None):
+        if self.writer:
+            super().on_train_end(logs)

@@ -46,6 +46,9 @@ def train(cfg: TrainConfig) -> dict:
     multi-worker job write their share of the checkpoints to a folder of their own.
     """
     if not is_chief():
+        done = RunFolder(cfg).finished()  # the chief reports it and returns: so must this worker
+        if done is not None and not cfg.retrain:
+            return done
         run = Path(tempfile.mkdtemp(prefix="hvae-worker-"))
         try:
             return _fit(cfg, run, folder=None)
@@ -112,8 +115,11 @@ def _fit(cfg: TrainConfig, run: Path, folder: RunFolder | None) -> dict:
                 # After a resume, only an epoch better than those before the crash replaces it.
                 initial_value_threshold=previous_best["val_ndcg_100"] if previous_best else None,
             ),
-            # double_checkpoint: a kill while the backup is written falls back to the one before.
-            keras.callbacks.BackupAndRestore(str(run / "backup"), double_checkpoint=True),
+            # In the chief's run folder for every worker; double_checkpoint: a kill while the
+            # backup is written falls back to the one before.
+            hvae_callbacks.SharedBackupAndRestore(
+                str(cfg.run_path / "backup"), writer=chief, restore=chief or not cfg.retrain,
+                double_checkpoint=True),
             hvae_callbacks.ReplayEpochRandomness(train_ds),  # a resumed run replays the same epochs
         ],
     )
