@@ -4,6 +4,8 @@ from setuptools import find_packages, setup
 
 INSTALL_REQUIRES = [
     "tensorflow>=2.16,<2.22",
+    # TF Serving's PredictionLog protos, for the warm-up requests in every export (tensorflow's range).
+    "tensorflow-serving-api>=2.16,<2.22",
     "keras>=3.3",
     "tensorflow-datasets>=4.9.4",
     # tensorflow-datasets imports it at run time but does not declare it.

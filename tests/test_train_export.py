@@ -123,6 +123,7 @@ def test_layout_is_name_then_integer_version(exported):
     _, base, first = exported
     assert first == base / NAME / "1"
     assert (first / "saved_model.pb").is_file() and (first / "variables").is_dir()
+    assert (first / "assets.extra" / "tf_serving_warmup_requests").is_file()  # TF Serving's warm-up
 
 
 def test_loads_without_hvae_tf_and_has_the_serving_signature(served):

@@ -24,7 +24,7 @@ from hvae_tf.evaluation.schemes import evaluate_scheme
 from hvae_tf.evaluation.significance import save_per_user
 from hvae_tf.io import write_atomic
 from hvae_tf.metrics import ranking
-from hvae_tf.training.export import CONFIG_ASSET
+from hvae_tf.training.export import CONFIG_ASSET, load_served
 from hvae_tf.training.restore import file_digest, finished_metrics, load_run, weights_file
 
 SUMMARY = "summary.json"
@@ -124,13 +124,13 @@ def evaluate_saved_model(path, split_name: str = "test", recall_ks=(20, 50), ndc
             f"{asset} is missing: {path} is not a SavedModel written by train.py "
             "(give the version folder, e.g. saved_models/<name>/1)")
     cfg = TrainConfig.from_json(asset.read_text())
-    _, split = prepare.prepare(cfg, verbose=False)
-    users = held_out_users(split, split_name)
-    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
     depth = max((*recall_ks, *ndcg_ks))
     if cfg.export_k < depth:
         raise ValueError(f"{path} returns {cfg.export_k} movies, fewer than the k={depth} asked for: "
                          f"export with --export-k {depth} or ask for smaller k")
+    serve = load_served(path).signatures["serving_default"]  # an incomplete export fails here
+    _, split = prepare.prepare(cfg, verbose=False)
+    users = held_out_users(split, split_name)
     order = np.argsort(split.movie_ids)
 
     def top_lists(fold_in):

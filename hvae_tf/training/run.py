@@ -20,7 +20,7 @@ from hvae_tf.data import pipeline, prepare
 from hvae_tf.embeddings import movie_embeddings
 from hvae_tf.models import build_model
 from hvae_tf.training import callbacks as hvae_callbacks
-from hvae_tf.training.export import export_for_serving
+from hvae_tf.training.export import check_export_target, export_for_serving
 from hvae_tf.training.optimizer import FusedAdam
 from hvae_tf.training.run_folder import RunFolder
 from hvae_tf.training.strategy import is_chief, make_strategy
@@ -64,6 +64,8 @@ def train(cfg: TrainConfig) -> dict:
                   f"SavedModel {done.get('export', '(none)')}. Pass --retrain to train it again "
                   "from scratch.")
             return done
+        # Before hours of training, and before a retrain removes anything.
+        check_export_target(cfg.export_dir, cfg.model_name, cfg.export_version)
         if cfg.retrain:
             folder.start_over()
         return _fit(cfg, folder.path, folder)
