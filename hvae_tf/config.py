@@ -64,15 +64,16 @@ FINITE = Rule(_finite, "a finite number")
 
 def setting(default, parts: str = "", help: str | None = None, *, type=None, choices=None,
             rule: Rule | None = None, flag: str | None = None, action: str | None = None,
-            group: str | None = None):
+            group: str | None = None, path: bool = False):
     """A TrainConfig field: its default, the parts it belongs to (space-separated) and its flag,
-    listed in --help under its first part (or `group`)."""
+    listed in --help under its first part (or `group`). A `path` is stored absolute, so the saved
+    config means the same files from any working directory."""
     unknown = set(parts.split()) - set(PARTS)
     if unknown:
         raise ValueError(f"unknown parts {sorted(unknown)}: choose from {PARTS}")
     return dataclasses.field(default=default, metadata={
         "parts": frozenset(parts.split()), "group": group or parts.split()[0], "help": help,
-        "type": type, "choices": choices, "rule": rule, "flag": flag, "action": action,
+        "type": type, "choices": choices, "rule": rule, "flag": flag, "action": action, "path": path,
     })
 
 
@@ -82,9 +83,9 @@ class TrainConfig:
                            "ML-20M layout)", choices=DATASETS)
     data_dir: str | None = setting(None, help="TFDS data folder (default ~/tensorflow_datasets); "
                                    "splits and embeddings are cached there too", type=str,
-                                   group="split")
+                                   group="split", path=True)
     manual_dir: str | None = setting(None, "split", "folder holding the unzipped release (or its "
-                                     "zip) and omdb.jsonl", type=str)
+                                     "zip) and omdb.jsonl", type=str, path=True)
     generated_users: int = setting(138_493, "split", rule=AT_LEAST_1)
     generated_movies: int = setting(27_278, "split", rule=AT_LEAST_1)
     generated_ratings: int = setting(20_000_263, "split", rule=AT_LEAST_1)
@@ -104,11 +105,11 @@ class TrainConfig:
                                          "embeddings", action="store_true")
     movie_vae_epochs: int = setting(100, "features", rule=AT_LEAST_1)
     vad_lexicon: str | None = setting(None, "features", "Warriner et al. (2013) CSV for the imdb "
-                                      "features", type=str)
+                                      "features", type=str, path=True)
     liwc_dic: str | None = setting(None, "features", "LIWC .dic dictionary (default: Empath's open "
-                                   "categories)", type=str)
+                                   "categories)", type=str, path=True)
     word_vectors: str | None = setting(None, "features", "pretrained word2vec file (default: "
-                                       "trained on the plots)", type=str)
+                                       "trained on the plots)", type=str, path=True)
     likelihood: str = setting("multinomial", "model", choices=LIKELIHOODS)
     hidden_dim: int = setting(600, "model", rule=AT_LEAST_1)
     activation: str = setting("tanh", "model", "the hidden layers' activation (Mult-VAE's: tanh; "
@@ -133,9 +134,10 @@ class TrainConfig:
                             "several; multiworker: MultiWorkerMirroredStrategy from TF_CONFIG",
                             choices=STRATEGIES)
     verbose: int = setting(1, "output", choices=(0, 1, 2))
-    run_dir: str | None = setting(None, "output", "run folder (default runs/<model name>)", type=str)
+    run_dir: str | None = setting(None, "output", "run folder (default runs/<model name>)", type=str,
+                                  path=True)
     export_dir: str = setting("saved_models", "output", "TF Serving base folder: the model goes to "
-                              "<dir>/<name>/<version>/")
+                              "<dir>/<name>/<version>/", path=True)
     export_k: int = setting(100, "output", "how many movies the served model returns",
                             rule=AT_LEAST_1)
     export_version: int | None = setting(None, "output", type=int)
@@ -252,6 +254,9 @@ def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) 
     heldout = values["heldout_users"]
     if heldout is not None and _finite(heldout) and heldout >= 1:
         values["heldout_users"] = int(heldout)
+    for f in dataclasses.fields(TrainConfig):
+        if f.metadata["path"] and values.get(f.name) is not None:
+            values[f.name] = str(Path(values[f.name]).expanduser().absolute())
     cfg = TrainConfig(**values)
     for problem in cfg.problems():
         parser.error(problem)

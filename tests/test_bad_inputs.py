@@ -76,6 +76,9 @@ def test_held_out_user_with_fewer_than_5_clicks_stays_fold_in_and_is_counted():
 @pytest.mark.parametrize("flags, named", [
     (["--features", "none", "--trainable-embeddings"], "--trainable-embeddings"),
     (["--dataset", "1m", "--generated-users", "50"], "--generated-users"),
+    (["--dataset", "1m", "--generated-movies", "50"], "--generated-movies"),
+    (["--embedding-dim", "0"], "--embedding-dim"),
+    (["--movie-vae-epochs", "0"], "--movie-vae-epochs"),
 ])
 def test_conflicting_flags_exit_2_naming_the_flag(flags, named, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -83,6 +86,16 @@ def test_conflicting_flags_exit_2_naming_the_flag(flags, named, capsys):
     assert exit_info.value.code == 2
     message = capsys.readouterr().err
     assert f"error: {named}" in message, message
+
+
+def test_relative_paths_are_saved_absolute_so_another_working_directory_finds_them(tmp_path, monkeypatch):
+    """A run's config.json is read later, e.g. by evaluate.py started elsewhere."""
+    monkeypatch.chdir(tmp_path)
+    cfg = parse_args(["--manual-dir", "ml-1m", "--data-dir", "../tfds", "--run-dir", "runs/a",
+                      "--vad-lexicon", "lexicons/vad.csv"])
+    assert cfg.manual_dir == str(tmp_path / "ml-1m") and cfg.run_dir == str(tmp_path / "runs/a")
+    assert cfg.data_dir == str(tmp_path / "../tfds") and cfg.vad_lexicon == str(tmp_path / "lexicons/vad.csv")
+    assert cfg.export_dir == str(tmp_path / "saved_models")
 
 
 # ---------------------------------------------------------------------------- serving signature
