@@ -45,10 +45,12 @@ class NaiveFirstLayer(keras.layers.Layer):
     """The first encoder layer on dense input: x [B, N] (standard), flatten(x_i e_i) [B, N*d]
     (approach 1), or Dense(1)(x_i e_i) [B, N] (approach 2). Cost ~ B x N (x d) x units."""
 
-    def __init__(self, n_movies, units, embeddings=None, approach=0, seed=None, **kwargs):
+    def __init__(self, n_movies, units, embeddings=None, approach=0, seed=None, activation="tanh",
+                 **kwargs):
         super().__init__(**kwargs)
         self.n_movies, self.units, self.approach, self.seed = n_movies, units, approach, seed
         self._embeddings = embeddings
+        self.activation = keras.activations.get(activation)
 
     def build(self, input_shape=None):
         width = self.n_movies * (EMBEDDING_DIM if self.approach == 1 else 1)
@@ -68,7 +70,7 @@ class NaiveFirstLayer(keras.layers.Layer):
             x = x[:, :, None] * tf.cast(self.embeddings, self.compute_dtype)[None]  # [B, N, d]
             x = tf.reshape(x, (-1, self.n_movies * EMBEDDING_DIM)) if self.approach == 1 else (
                 tf.squeeze(tf.tensordot(x, self.collapse, axes=1), -1))
-        return tf.tanh(tf.matmul(x, self.kernel) + self.bias)
+        return self.activation(tf.matmul(x, self.kernel) + self.bias)
 
 
 class NaiveVAE(StandardVAE):
@@ -78,9 +80,10 @@ class NaiveVAE(StandardVAE):
         self._naive = (embeddings, approach)
         super().__init__(**kwargs)
 
-    def _make_first_layer(self, seed):
+    def _make_first_layer(self, seed, activation):
         embeddings, approach = self._naive
-        return NaiveFirstLayer(self.n_movies, self.hidden_dim, embeddings, approach, seed, name="encoder_hidden")
+        return NaiveFirstLayer(self.n_movies, self.hidden_dim, embeddings, approach, seed, activation,
+                               name="encoder_hidden")
 
 
 class Float32Outputs:

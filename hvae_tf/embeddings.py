@@ -2,8 +2,8 @@
 
 Feature extraction over 27k plots and the Movie-VAE's training take minutes; every H-VAE run of the
 experiment grid on the same fold and features needs the same embeddings. They are cached under the
-data folder, keyed by the fold, the feature matrix's fingerprint and the Movie-VAE settings, with the
-Movie-VAE's weights beside them.
+data folder, keyed by the fold (whose key holds the raw data's fingerprint), the feature matrix's
+fingerprint and the Movie-VAE settings, with the Movie-VAE's weights beside them.
 """
 
 from __future__ import annotations
@@ -17,19 +17,21 @@ import numpy as np
 from hvae_tf.data import prepare
 from hvae_tf.features import build_features, random_embeddings
 from hvae_tf.features.feature_matrix import FeatureMatrix
-from hvae_tf.io import write_atomic
+from hvae_tf.io import file_digest, write_atomic
 from hvae_tf.models.movie_vae import train_movie_vae
 
 
-def cache_dir(cfg) -> Path:
-    return prepare.default_data_dir(cfg.data_dir) / "hvae_embeddings" / prepare.split_key(cfg)
+def cache_dir(cfg, data) -> Path:
+    return prepare.default_data_dir(cfg.data_dir) / "hvae_embeddings" / prepare.split_key(cfg, data)
 
 
 def feature_matrix(cfg, data, split) -> FeatureMatrix:
     """The fold's feature matrix for --features, extracted once per fold and option set."""
     options = dict(vad_lexicon=cfg.vad_lexicon, liwc_dic=cfg.liwc_dic, word_vectors=cfg.word_vectors)
-    digest = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:8]
-    path = cache_dir(cfg) / f"features-{cfg.features}-{digest}"
+    # Keyed on the files' contents, not their names: an edited lexicon is another feature set.
+    contents = {k: file_digest(v) if v and Path(v).is_file() else v for k, v in options.items()}
+    digest = hashlib.sha256(json.dumps(contents, sort_keys=True).encode()).hexdigest()[:8]
+    path = cache_dir(cfg, data) / f"features-{cfg.features}-{digest}"
     if path.with_suffix(".npz").exists() and path.with_suffix(".json").exists():
         return FeatureMatrix.load(path)
     features = build_features(data, split.movie_ids, cfg.features, seed=cfg.seed, **options)
@@ -47,7 +49,7 @@ def movie_embeddings(cfg, data, split) -> np.ndarray | None:
     features = feature_matrix(cfg, data, split)
     settings = {**cfg.part("features"), "fingerprint": features.fingerprint()}
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
-    folder = cache_dir(cfg) / f"movie-vae-{cfg.features}-{key}"
+    folder = cache_dir(cfg, data) / f"movie-vae-{cfg.features}-{key}"
     cached = folder / "embeddings.npy"
     if cached.exists():
         return np.load(cached)

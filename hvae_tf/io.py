@@ -7,6 +7,7 @@ rename, the target still holds the previous good version (or does not exist).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -34,6 +35,15 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """A content hash of a file, streamed: what a cache made from the file is keyed on."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
 
 
 def write_atomic(path: str | os.PathLike, text: str) -> None:

@@ -1,5 +1,6 @@
 """load_movielens: building the TFDS dataset from the real ml-1m / latest-small and reading it back."""
 
+import shutil
 from unittest import mock
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 from hvae_tf.data import loading
 from tf_datasets.hvae_movielens import HvaeMovielens
 from tf_datasets.hvae_movielens.dummy_data import dummy_data_dir, write_tiny_20m
-from tf_datasets.hvae_movielens.files import MovieLensFormatError
+from tf_datasets.hvae_movielens.files import MovieLensFormatError, source_fingerprint
 from tf_datasets.hvae_movielens.ratings import read_ratings
 
 
@@ -57,6 +58,26 @@ def test_built_dataset_is_reused_without_the_raw_files(ml1m, tfds_dir):
     assert "1,000,209 ratings, 6,040 users" in loading.summary(again)
 
 
+def test_1m_summary_reports_links_and_omdb_and_warns_of_nothing(ml1m, shared_data):
+    text = loading.summary(ml1m)
+    assert "IMDb ids: 3,849 of 3,883 movies" in text
+    assert "OMDb: 3,847 movies matched from 3,847 records" in text
+    assert "WARNING" not in text  # the published counts, and under 5% lost to links or OMDb
+    assert ml1m.fingerprint == source_fingerprint(
+        "1m", shared_data / "ml-1m", shared_data / "ml-1m" / "omdb.jsonl")["digest"]
+
+
+def test_same_files_elsewhere_are_not_rebuilt(ml1m, tfds_dir, shared_data, tmp_path):
+    """The fingerprint is of the files' content: the same release moved or copied reuses the
+    dataset built from it."""
+    copy = shutil.copytree(shared_data / "ml-1m", tmp_path / "ml-1m")
+    with mock.patch.object(HvaeMovielens, "download_and_prepare",
+                           side_effect=AssertionError("rebuilt")):
+        again = loading.load_movielens("1m", data_dir=tfds_dir, manual_dir=copy)
+    assert again.fingerprint == ml1m.fingerprint
+    assert len(again.ratings) == len(ml1m.ratings)
+
+
 def test_latest_small_users(shared_data, tfds_dir):
     # Only the users config: building latest-small's 9,742 movies costs 10 s and adds nothing
     # that ml-1m's movies do not already test.
@@ -102,6 +123,6 @@ def test_offline_without_manual_dir_fails_at_once_naming_both_ways(tmp_path):
 
 
 def test_rating_of_unlisted_movie_is_an_error(tmp_path):
-    folder = write_tiny_20m(tmp_path / "ml-20m", {"ratings.csv": "userId,movieId,rating,timestamp\n1,99,4,1\n"})
+    folder = write_tiny_20m(tmp_path / "ml-20m", {"ratings.csv": "userId,movieId,rating,timestamp\n1,99,4,1000000000\n"})
     with pytest.raises(MovieLensFormatError, match="rates movie 99"):
         loading.read_release("20m", folder)

@@ -1,14 +1,20 @@
 """Build the `hvae_movielens` TFDS dataset if needed and read it back as `MovieLensData`.
 
 Everything downstream starts here: the TFDS build is the one place raw files are parsed, and
-what is built once (under `data_dir`, TFDS's ~/tensorflow_datasets by default) is reused.
+what is built once (under `data_dir`, TFDS's ~/tensorflow_datasets by default) is reused, but
+only for the files it was built from: TFDS keys a prepared dataset by config and version alone,
+so each build records the source files' fingerprint, and a manual dir whose files differ gets
+the dataset built again. The users and movies configs of a release are kept only as a pair
+built from the same files.
 Reading back goes through whole batches of examples (ragged), not one example at a time, because
 per-example decoding costs Python work for each of ML-20M's 138k users.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import shutil
 import socket
 import urllib.parse
 import urllib.request
@@ -22,14 +28,29 @@ import tensorflow_datasets as tfds
 from hvae_tf.data.schema import MovieLensData
 from tf_datasets.hvae_movielens import releases
 from tf_datasets.hvae_movielens.columns import MOVIE_COLUMNS, OMDB_FIELDS
-from tf_datasets.hvae_movielens.files import MovieLensFormatError, ReadReport, locate_release, release_files
+from tf_datasets.hvae_movielens.files import (
+    MovieLensFormatError,
+    ReadReport,
+    fingerprint_difference,
+    locate_release,
+    manual_omdb,
+    ratings_table,
+    release_files,
+    source_fingerprint,
+)
 from tf_datasets.hvae_movielens.hvae_movielens import HvaeMovielens
 from tf_datasets.hvae_movielens.movies import movies_from_files
-from tf_datasets.hvae_movielens.ratings import ratings_from_files, ratings_table
+from tf_datasets.hvae_movielens.ratings import ratings_from_files
 from tf_datasets.hvae_movielens.releases import download_failed_message
 
 log = logging.getLogger(__name__)
 _BATCH = 4096
+TABLES = ("users", "movies")
+# The ReadReport fields the users config fills; the movies config fills the others.
+_USER_REPORT_FIELDS = ("ratings", "users", "rated_movies", "duplicate_ratings_dropped", "has_timestamps")
+# A share of movies without a link or OMDb record (or of OMDb records without a movie) above
+# this is warned about: the paper protocol silently shrinks its catalogue by such movies.
+LOSS_WARNING_SHARE = 0.05
 
 
 def check_download_possible(release: str, data_dir=None) -> None:
@@ -56,18 +77,119 @@ def check_download_possible(release: str, data_dir=None) -> None:
         raise RuntimeError(download_failed_message(release, e)) from e
 
 
-def built_builder(release: str, table: str, data_dir=None, manual_dir=None) -> HvaeMovielens:
+def _builder(release: str, table: str, data_dir) -> HvaeMovielens:
+    return HvaeMovielens(config=f"{release}-{table}", data_dir=data_dir)
+
+
+def recorded_fingerprint(builder: HvaeMovielens) -> dict | None:
+    """The source fingerprint a prepared config records; None when an older version built it."""
+    return (builder.info.metadata or {}).get("source_fingerprint")
+
+
+def _folder(builder: HvaeMovielens) -> Path:
+    return Path(str(builder.data_dir))
+
+
+def _remove(builder: HvaeMovielens, what: str, data_dir) -> HvaeMovielens:
+    """Delete a prepared config's folder, saying so in one line; the config's unprepared builder."""
+    folder = _folder(builder)
+    if folder.name != str(builder.version) or folder.parent.name != builder.builder_config.name:
+        raise RuntimeError(f"refusing to delete {folder}: not a prepared {builder.name} config folder")
+    shutil.rmtree(folder)
+    print(f"{folder}: {what}", flush=True)
+    return _builder(builder.builder_config.release, builder.builder_config.table, data_dir)
+
+
+def _manual_fingerprint(release: str, manual_dir) -> dict:
+    """The fingerprint of what a build from `manual_dir` reads (the omdb.jsonl the builder uses)."""
+    return source_fingerprint(release, manual_dir, manual_omdb(manual_dir))
+
+
+def _stale(builder: HvaeMovielens, expected: dict, manual_dir) -> str | None:
+    """Why a prepared config does not stand for the files in `manual_dir` (None: it does)."""
+    recorded = recorded_fingerprint(builder)
+    if recorded is None:
+        return (f"records no source fingerprint (an older version built it), so it cannot be "
+                f"checked against {manual_dir}")
+    if recorded.get("digest") != expected["digest"]:
+        return (f"was built from other files ({recorded.get('source')}) than those in {manual_dir}: "
+                f"{fingerprint_difference(recorded, expected)}")
+    return None
+
+
+def built_builder(release: str, table: str, data_dir=None, manual_dir=None,
+                  expected: dict | None = None) -> HvaeMovielens:
     """The builder of config "<release>-<table>", prepared (built) unless it already was.
 
-    A dataset built before is reused as is: a different `manual_dir` does not rebuild it.
+    With `manual_dir`, a prepared dataset is kept only if it was built from the same files
+    (`expected`: their fingerprint, computed when not given); else its folder is deleted and the
+    config built again. Without, a prepared dataset is used as it is. One config only: use
+    `built_pair` for both, which keeps them consistent.
     """
-    builder = HvaeMovielens(config=f"{release}-{table}", data_dir=data_dir)
+    builder = _builder(release, table, data_dir)
+    if builder.is_prepared() and manual_dir is not None:
+        expected = expected or _manual_fingerprint(release, manual_dir)
+        why = _stale(builder, expected, manual_dir)
+        if why:
+            builder = _remove(builder, f"rebuilding: it {why}", data_dir)
     if not builder.is_prepared():
         if manual_dir is None:
             check_download_possible(release, data_dir)
         config = tfds.download.DownloadConfig(manual_dir=str(manual_dir)) if manual_dir else None
         builder.download_and_prepare(download_config=config)
     return builder
+
+
+def built_pair(release: str, data_dir=None, manual_dir=None) -> tuple[HvaeMovielens, HvaeMovielens]:
+    """The users and movies builders of `release`, prepared from the same files.
+
+    Built as one unit: when either build fails, neither config is left prepared; without a
+    manual dir, a config prepared without its partner is built again with it. A pair whose
+    fingerprints differ is an error, never read.
+    """
+    expected = _manual_fingerprint(release, manual_dir) if manual_dir is not None else None
+    if manual_dir is None:
+        builders = {table: _builder(release, table, data_dir) for table in TABLES}
+        missing = [table for table, b in builders.items() if not b.is_prepared()]
+        if missing:
+            check_download_possible(release, data_dir)
+            for builder in builders.values():
+                if builder.is_prepared():
+                    _remove(builder, f"rebuilding: {release}-{missing[0]} is not built, and the "
+                            "two configs are built together from one download", data_dir)
+    built = {}
+    table = TABLES[0]
+    try:
+        for table in TABLES:
+            built[table] = built_builder(release, table, data_dir, manual_dir, expected)
+    except BaseException:
+        for other in TABLES:
+            builder = _builder(release, other, data_dir)
+            if builder.is_prepared():
+                _remove(builder, f"removed: building {release}-{table} failed, and the users and "
+                        "movies configs are kept only together", data_dir)
+        raise
+    users, movies = built["users"], built["movies"]
+    check_same_source(users, movies)
+    return users, movies
+
+
+def check_same_source(users: HvaeMovielens, movies: HvaeMovielens) -> None:
+    """Refuse a users and a movies dataset that were not built from the same files."""
+    a, b = recorded_fingerprint(users), recorded_fingerprint(movies)
+    if a is not None and b is not None and a.get("digest") == b.get("digest"):
+        return
+    if a is None or b is None:
+        old = _folder(users if a is None else movies)
+        why = f"{old} records no source fingerprint (an older version built it)"
+    else:
+        why = (f"users from {a.get('source')}, movies from {b.get('source')}: "
+               f"{fingerprint_difference(a, b)}")
+    raise ValueError(
+        f"{_folder(users)} and {_folder(movies)} were not built from the same files ({why}), so "
+        f"they are not read together: pass the release's folder as --manual-dir (manual_dir=) "
+        f"to rebuild them from it, or delete both folders to download and build again"
+    )
 
 
 def _example_spec(builder: HvaeMovielens) -> dict:
@@ -177,19 +299,24 @@ def load_movielens(release: str, data_dir=None, manual_dir=None) -> MovieLensDat
     """MovieLens `release` as `MovieLensData`, building the TFDS dataset first if needed.
 
     `manual_dir`: where the raw release lies (unzipped folder, zip, or a folder holding either,
-    plus an optional omdb.jsonl); without it the zip is downloaded and checked against
-    checksums.tsv. `data_dir`: the TFDS data folder (default ~/tensorflow_datasets).
+    plus an optional omdb.jsonl); a dataset prepared from other files is built again from it.
+    Without it the zip is downloaded and checked against checksums.tsv, and a prepared dataset is
+    used as it is. `data_dir`: the TFDS data folder (default ~/tensorflow_datasets).
     """
     releases.get_release(release)
     if manual_dir is not None:
         locate_release(release, manual_dir)  # a wrong folder fails here, not mid-build
-    users = built_builder(release, "users", data_dir, manual_dir)
-    movies_builder = built_builder(release, "movies", data_dir, manual_dir)
+    users, movies_builder = built_pair(release, data_dir, manual_dir)
+    user_report = users.info.metadata.get("read_report", {})
+    report = {**movies_builder.info.metadata.get("read_report", {}),
+              **{k: user_report[k] for k in _USER_REPORT_FIELDS if k in user_report}}
     data = MovieLensData(
         release=release,
         ratings=ratings_from_builder(users),
         movies=movies_from_builder(movies_builder),
         genome_tags=list(movies_builder.info.metadata.get("genome_tags", [])),
+        fingerprint=recorded_fingerprint(users)["digest"],
+        report=report,
     )
     log.info("%s", summary(data))
     return data
@@ -217,14 +344,69 @@ def read_release(release: str, path, omdb_path=None, report: ReadReport | None =
                 f"({int(unknown.sum()):,} such ratings)"
             )
     log.info("%s", report)
-    return MovieLensData(release=release, ratings=ratings, movies=movies, genome_tags=genome_tags)
+    return MovieLensData(release=release, ratings=ratings, movies=movies, genome_tags=genome_tags,
+                         fingerprint=source_fingerprint(release, path, omdb_path)["digest"],
+                         report=dataclasses.asdict(report))
 
 
-def summary(data: MovieLensData) -> str:
-    """One line saying what was loaded: ratings, users, movies, and the side information."""
-    ratings = data.ratings
-    return (
+def _share(part: int, whole: int) -> str:
+    return f"{part:,} of {whole:,} ({part / whole:.1%})"
+
+
+def data_warnings(data: MovieLensData, check_counts: bool = True) -> list[str]:
+    """What reading lost that changes the experiment: row counts unlike the release's published
+    ones (`check_counts`; off for generated data), movies without an IMDb id or OMDb record, and
+    OMDb records matching no movie."""
+    report, movies = data.report, data.movies
+    found = []
+    if check_counts and data.release in releases.RELEASES:
+        rows = int(report.get("ratings", len(data.ratings))) + int(report.get("duplicate_ratings_dropped", 0))
+        found += releases.count_warnings(data.release, rows, len(movies))
+    n = len(movies)
+    if not n:
+        return found
+    paper = "movies without OMDb data are dropped by --protocol paper"
+    no_link = int((movies["imdbId"] == "").sum())
+    if report.get("links_file") and no_link > LOSS_WARNING_SHARE * n:
+        found.append(f"{_share(no_link, n)} movies have no IMDb id in {report['links_file']}, so no "
+                     f"OMDb record can match them" + (f": {paper}" if data.has_omdb else ""))
+    if report.get("omdb_file"):
+        matched = int(movies["has_omdb"].sum())
+        if not matched:
+            found.append(f"no movie matches a record of {report['omdb_file']}: --protocol paper "
+                         "keeps every movie and --features imdb has no data; is it the OMDb file "
+                         "of this release's links.csv?")
+        elif n - matched > LOSS_WARNING_SHARE * n:
+            found.append(f"{_share(n - matched, n)} movies have no OMDb record in "
+                         f"{report['omdb_file']}: {paper} (its catalogue keeps {matched:,})")
+        records = int(report.get("omdb_records", 0)) - int(report.get("omdb_not_found_records", 0))
+        unmatched = int(report.get("omdb_unmatched_records", 0))
+        if records and unmatched > LOSS_WARNING_SHARE * records:
+            found.append(f"{_share(unmatched, records)} OMDb records in {report['omdb_file']} match "
+                         "no movie's IMDb id: were they fetched for another release's links.csv?")
+    return found
+
+
+def summary(data: MovieLensData, check_counts: bool = True) -> str:
+    """What was loaded (ratings, users, movies, side information), where from, what reading lost,
+    and a WARNING line for each loss that changes the experiment (see `data_warnings`)."""
+    ratings, movies, report = data.ratings, data.movies, data.report
+    lines = [
         f"MovieLens {data.release}: {len(ratings):,} ratings, {ratings['userId'].nunique():,} "
-        f"users, {len(data.movies):,} movies ({ratings['movieId'].nunique():,} rated), "
-        f"genome {len(data.genome_tags):,} tags, OMDb for {int(data.movies['has_omdb'].sum()):,} movies"
-    )
+        f"users, {len(movies):,} movies ({ratings['movieId'].nunique():,} rated), "
+        f"genome {len(data.genome_tags):,} tags, OMDb for {int(movies['has_omdb'].sum()):,} movies"
+    ]
+    if data.fingerprint:
+        lines.append(f"  read from {report.get('source', '?')} (source fingerprint {data.fingerprint[:12]})")
+    if report.get("links_file"):
+        with_id = int((movies["imdbId"] != "").sum())
+        lines.append(f"  IMDb ids: {with_id:,} of {len(movies):,} movies, from {report['links_file']}")
+    if report.get("omdb_file"):
+        lines.append(
+            f"  OMDb: {int(movies['has_omdb'].sum()):,} movies matched from "
+            f"{report.get('omdb_records', 0):,} records in {report['omdb_file']} "
+            f"({report.get('omdb_not_found_records', 0):,} not found, "
+            f"{report.get('omdb_unmatched_records', 0):,} matching no movie)"
+        )
+    lines += [f"WARNING: {w}" for w in data_warnings(data, check_counts)]
+    return "\n".join(lines)

@@ -1,7 +1,9 @@
 """From flags to a ready split: build or reuse the TFDS data, then build or reuse the user split.
 
 Splitting ML-20M takes tens of seconds and every run of the experiment grid needs the same folds,
-so a split is cached under the data folder, keyed by everything that determines it.
+so a split is cached under the data folder, keyed by everything that determines it: the split
+settings and the fingerprint of the raw files the data came from, so that other data (a subset,
+a fixed download) never reuses a split, nor the embeddings cached under its key.
 """
 
 from __future__ import annotations
@@ -43,10 +45,15 @@ def load_data(cfg) -> MovieLensData:
     )
 
 
-def split_key(cfg) -> str:
-    """A name for the fold, from every setting of the config's split part (the folder resolved)."""
+def split_key(cfg, data: MovieLensData) -> str:
+    """A name for the fold, from every setting of the config's split part and the data's source
+    fingerprint (which stands for the manual dir's files, wherever they lie)."""
+    if not data.fingerprint:
+        raise ValueError(f"MovieLens {data.release} data without a source fingerprint cannot key "
+                         "a cache: load it with loading.load_movielens")
     fields = cfg.part("split")
-    fields["manual_dir"] = str(Path(cfg.manual_dir).resolve()) if cfg.manual_dir else None
+    fields.pop("manual_dir")
+    fields["data_fingerprint"] = data.fingerprint
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
     return f"{cfg.dataset}-{cfg.protocol}-fold{cfg.fold}-{digest}"
 
@@ -54,7 +61,9 @@ def split_key(cfg) -> str:
 def prepare(cfg, verbose: bool = True) -> tuple[MovieLensData, protocols.Split]:
     """The data and the fold the flags ask for, each built once and reused after."""
     data = load_data(cfg)
-    cache = default_data_dir(cfg.data_dir) / "hvae_splits" / f"{split_key(cfg)}.npz"
+    if verbose:  # generated data has its own sizes, not the release's published counts
+        print(loading.summary(data, check_counts=cfg.dataset != "generated"))
+    cache = default_data_dir(cfg.data_dir) / "hvae_splits" / f"{split_key(cfg, data)}.npz"
     if cache.exists():
         split = protocols.Split.load(cache)
     else:

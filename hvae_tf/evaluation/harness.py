@@ -22,10 +22,10 @@ from hvae_tf.data import prepare
 from hvae_tf.data.protocols import HeldOutUsers, Split
 from hvae_tf.evaluation.schemes import evaluate_scheme
 from hvae_tf.evaluation.significance import save_per_user
-from hvae_tf.io import write_atomic
+from hvae_tf.io import file_digest, write_atomic
 from hvae_tf.metrics import ranking
 from hvae_tf.training.export import CONFIG_ASSET, load_served
-from hvae_tf.training.restore import file_digest, finished_metrics, load_run, weights_file
+from hvae_tf.training.restore import finished_metrics, load_run, weights_file
 
 SUMMARY = "summary.json"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from pathlib import Path
 
@@ -31,15 +30,6 @@ class Run:
 
 def weights_file(path: str | Path) -> Path:
     return Path(path) / "checkpoints" / "best.weights.h5"
-
-
-def file_digest(path: str | Path) -> str:
-    """A content hash of a file (streamed): the identity of the weights an evaluation scored."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
 
 
 def finished_metrics(path: str | Path) -> dict | None:

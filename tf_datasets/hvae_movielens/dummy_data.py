@@ -114,15 +114,15 @@ def dummy_data_dir() -> Path:
 
 # A smaller ml-20m for the readers' own tests, each case visible in a few lines.
 TINY_RATINGS = """userId,movieId,rating,timestamp
-1,10,4.0,300
-1,20,3.5,100
-1,30,5.0,200
-2,10,0.5,50
-2,40,2.0,60
-2,40,4.5,70
-3,20,4.0,10
-3,30,1.0,10
-3,10,3.0,9
+1,10,4.0,1000000300
+1,20,3.5,1000000100
+1,30,5.0,1000000200
+2,10,0.5,1000000050
+2,40,2.0,1000000060
+2,40,4.5,1000000070
+3,20,4.0,1000000010
+3,30,1.0,1000000010
+3,10,3.0,1000000009
 """
 TINY_MOVIES = """movieId,title,genres
 10,Invented Picture (1995),Adventure|Children

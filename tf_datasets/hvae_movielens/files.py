@@ -3,6 +3,10 @@
 A release is read from its unzipped folder, a folder holding that folder, or the zip itself.
 Large numeric tables are parsed by pandas' C engine (ML-20M in seconds); only when a file is
 malformed is it scanned line by line in Python, to name the line that is wrong.
+
+TFDS keys a prepared dataset by builder, config and version only, so the builder also records
+`source_fingerprint` (name, size and SHA-256 of every file read): whoever reuses the dataset can
+tell whether it was made from the files at hand.
 """
 
 from __future__ import annotations
@@ -10,7 +14,9 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import hashlib
 import io
+import json
 import math
 import zipfile
 from pathlib import Path
@@ -39,6 +45,7 @@ class ReadReport:
     has_timestamps: bool = True
     movies: int = 0
     movies_with_imdb_id: int = 0
+    links_file: str = ""  # the links.csv read ("" when the release has none)
     genome_tags: int = 0
     genome_movies: int = 0
     omdb_file: str = ""
@@ -57,7 +64,8 @@ class ReadReport:
                 f"{'' if self.has_timestamps else ', no timestamps: -1'})"
             )
         if self.movies:
-            lines.append(f"  movies: {self.movies:,} ({self.movies_with_imdb_id:,} with an IMDb id)")
+            links = f" from {self.links_file}" if self.links_file else ", no links.csv"
+            lines.append(f"  movies: {self.movies:,} ({self.movies_with_imdb_id:,} with an IMDb id{links})")
             lines.append(f"  genome: {self.genome_movies:,} movies x {self.genome_tags:,} tags")
             omdb = "none" if not self.omdb_file else (
                 f"{self.movies_with_omdb:,} movies from {self.omdb_records:,} records in "
@@ -76,12 +84,16 @@ def where_to_get(release: releases.Release) -> str:
     )
 
 
+_CHUNK = 1 << 20  # bytes read at a time when hashing or scanning a whole file
+
+
 class ReleaseFiles:
     """The files of one release, whether unzipped in a folder or still inside its zip."""
 
     def __init__(self, location: Path, release: releases.Release):
         self.location = location
         self.release = release
+        self._complete: set[str] = set()  # names whose last byte was checked
         self._zip = zipfile.ZipFile(location) if location.is_file() else None
         self._prefix = ""
         self._members = set(self._zip.namelist()) if self._zip is not None else set()
@@ -125,6 +137,34 @@ class ReleaseFiles:
                 f"{self.describe(name)} is empty (0 bytes): the copy is damaged; "
                 f"{where_to_get(self.release)}"
             )
+        self._require_final_newline(name)
+
+    def _require_final_newline(self, name: str) -> None:
+        """Every MovieLens file ends with a newline; one that does not was cut short (a broken
+        download or copy), and the parsers would read its lines as a smaller release."""
+        if name in self._complete:
+            return
+        size = self.size(name)
+        with self.open(name) as f:
+            f.seek(max(size - 256, 0))  # inside a zip this inflates the member up to there
+            tail = f.read()
+        if not tail.endswith(b"\n"):
+            last = tail.rsplit(b"\n", 1)[-1].decode("utf-8", errors="replace")
+            raise MovieLensFormatError(
+                f"{self.describe(name)} line {self.count_newlines(name) + 1} ({last!r}) ends "
+                f"without a newline: the file looks truncated; download it again "
+                f"({self.release.url}) and unzip it"
+            )
+        self._complete.add(name)
+
+    def count_newlines(self, name: str) -> int:
+        with self.open(name) as f:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(_CHUNK), b""))
+
+    def digest(self, name: str) -> dict:
+        """Name, size and SHA-256 of one file (a zip member's content, not its compressed bytes)."""
+        with self.open(name) as f:
+            return _digest(name, f)
 
     def read_text(self, name: str, encoding: str) -> str:
         """The whole file as text; a byte that is not `encoding` is reported with its line."""
@@ -188,6 +228,97 @@ def release_files(release: str, path) -> Iterator[ReleaseFiles]:
         files.close()
 
 
+def ratings_table(files: ReleaseFiles) -> releases.TableFile:
+    """The release's ratings file, or a `ratings.csv` with a header standing in for an old `.dat`."""
+    table = files.release.ratings
+    if not files.exists(table.name) and not table.header and files.exists("ratings.csv"):
+        return releases.TableFile("ratings.csv", ",", "utf-8", True, RATING_COLUMNS)
+    return table
+
+
+def manual_omdb(manual_dir) -> Path | None:
+    """The omdb.jsonl lying directly in a manual dir: the one the builder gives the movies reader."""
+    if manual_dir is None:
+        return None
+    path = Path(manual_dir).expanduser() / releases.OMDB_FILE
+    return path if path.is_file() else None
+
+
+def find_omdb(files: ReleaseFiles, given) -> Path | None:
+    """`given`, else omdb.jsonl in the release folder, else beside it; None when there is none."""
+    if given is not None:
+        given = Path(given).expanduser()
+        if not given.is_file():
+            raise FileNotFoundError(f"OMDb file {given} does not exist: {releases.OMDB_HELP}")
+        return given
+    for folder in (files.location, files.container):
+        if folder.is_dir() and (folder / releases.OMDB_FILE).is_file():
+            return folder / releases.OMDB_FILE
+    return None
+
+
+# ---------------------------------------------------------------------------- fingerprint
+
+FINGERPRINT_FORMAT = "hvae_movielens.sources/1"
+
+
+def _digest(name: str, f: BinaryIO) -> dict:
+    sha, size = hashlib.sha256(), 0
+    for chunk in iter(lambda: f.read(_CHUNK), b""):
+        sha.update(chunk)
+        size += len(chunk)
+    return {"name": name, "size": size, "sha256": sha.hexdigest()}
+
+
+def source_names(files: ReleaseFiles) -> list[str]:
+    """The release files that the users and movies readers open, those that exist."""
+    release = files.release
+    names = [ratings_table(files).name, release.movies.name]
+    if release.movies.sep == "|":
+        names.append("u.genre")  # names u.item's genre flags
+    names.append(release.links.name if release.links else "links.csv")  # optional without links
+    if release.has_genome:
+        names += [releases.GENOME_TAGS.name, releases.GENOME_SCORES.name]
+    return [name for name in names if files.exists(name)]
+
+
+def source_fingerprint(release: str, path, omdb_path=None) -> dict:
+    """What a build of `release` from `path` reads: every file's name, size and SHA-256.
+
+    The same for both configs (each records all files both read), so a users and a movies
+    dataset made from other files are told apart; the same for a folder and its zip. `digest`
+    sums it up, `source` says where it was read (not part of the digest).
+    """
+    with release_files(release, path) as files:
+        entries = [files.digest(name) for name in source_names(files)]
+        omdb = find_omdb(files, omdb_path)
+        location = str(files.location)
+    if omdb is not None:
+        with open(omdb, "rb") as f:
+            entries.append(_digest(releases.OMDB_FILE, f))
+    summed = json.dumps({"format": FINGERPRINT_FORMAT, "files": entries}, sort_keys=True)
+    return {"format": FINGERPRINT_FORMAT, "digest": hashlib.sha256(summed.encode()).hexdigest(),
+            "files": entries, "source": location}
+
+
+def fingerprint_difference(before: dict, now: dict) -> str:
+    """Which files differ between two fingerprints, in a few words ("ratings.csv: 10 -> 8 bytes")."""
+    old = {e["name"]: e for e in before.get("files", [])}
+    new = {e["name"]: e for e in now.get("files", [])}
+    changes = []
+    for name in sorted(set(old) | set(new)):
+        a, b = old.get(name), new.get(name)
+        if a == b:
+            continue
+        if a is None:
+            changes.append(f"{name} was not there")
+        elif b is None:
+            changes.append(f"{name} is gone")
+        elif a["size"] != b["size"]:
+            changes.append(f"{name}: {a['size']:,} -> {b['size']:,} bytes")
+        else:
+            changes.append(f"{name}: same size, other content")
+    return ", ".join(changes) or f"fingerprint format {before.get('format')!r}"
 
 def header_columns(files: ReleaseFiles, table: releases.TableFile) -> tuple[str, ...]:
     """The columns the file really has: its header line, checked against what we expect."""

@@ -17,7 +17,12 @@ from absl import logging
 
 from tf_datasets.hvae_movielens import releases
 from tf_datasets.hvae_movielens.columns import OMDB_FIELDS
-from tf_datasets.hvae_movielens.files import ReadReport, locate_release
+from tf_datasets.hvae_movielens.files import (
+    ReadReport,
+    locate_release,
+    manual_omdb,
+    source_fingerprint,
+)
 from tf_datasets.hvae_movielens.movies import read_movies
 from tf_datasets.hvae_movielens.ratings import read_ratings
 from tf_datasets.hvae_movielens.releases import download_failed_message
@@ -29,7 +34,9 @@ MovieLens ratings grouped for collaborative filtering with variational autoencod
 ratings, timestamps; -1 where the release has no timestamps). Repeated (user, movie) ratings keep
 the latest. `<release>-movies`: one example per movie, with title, year, genres, IMDb id, the
 tag-genome relevance vector (20m, 25m) and, when an `omdb.jsonl` lies in the manual dir, the
-OMDb fields. The genome tag names are in `info.metadata["genome_tags"]`.
+OMDb fields. The genome tag names are in `info.metadata["genome_tags"]`; what reading found in
+`info.metadata["read_report"]`; the name, size and SHA-256 of every raw file the two configs read
+in `info.metadata["source_fingerprint"]` (both configs of one build record the same).
 """
 
 _CITATION = """\
@@ -126,27 +133,29 @@ class HvaeMovielens(tfds.core.GeneratorBasedBuilder):
     def _find_release(self, dl_manager) -> tuple[Path, Path | None]:
         """The manual dir if it holds the release (nothing is downloaded then), else the download."""
         release = self.builder_config.release
-        manual_omdb = None
+        omdb = None
         try:
             manual_dir = Path(dl_manager.manual_dir)  # raises when missing or empty
         except AssertionError:
             manual_dir = None
         if manual_dir is not None:
-            if (manual_dir / releases.OMDB_FILE).is_file():
-                manual_omdb = manual_dir / releases.OMDB_FILE
+            omdb = manual_omdb(manual_dir)
             try:
-                return locate_release(release, manual_dir), manual_omdb
+                return locate_release(release, manual_dir), omdb
             except FileNotFoundError as e:
                 logging.warning("manual dir without the release (%s); downloading instead", e)
         try:
             extracted = dl_manager.download_and_extract(self.builder_config.url)
         except Exception as e:  # no network, proxy, checksum: all need the same two remedies
             raise RuntimeError(download_failed_message(release, e)) from e
-        return locate_release(release, Path(extracted)), manual_omdb
+        return locate_release(release, Path(extracted)), omdb
 
     def _generate_examples(self, release_path: Path, omdb_path: Path | None):
         config = self.builder_config
         report = ReadReport()
+        # Before reading: files changed during the build then differ from it next time.
+        self.info.metadata["source_fingerprint"] = source_fingerprint(
+            config.release, release_path, omdb_path)
         if config.table == "users":
             ratings = read_ratings(config.release, release_path, report)
             self.info.metadata["read_report"] = dataclasses.asdict(report)

@@ -14,6 +14,7 @@ import tensorflow_datasets as tfds
 
 from tf_datasets.hvae_movielens import hvae_movielens
 from tf_datasets.hvae_movielens.dummy_data import dummy_data_dir
+from tf_datasets.hvae_movielens.files import source_fingerprint
 from tf_datasets.hvae_movielens.releases import RELEASES
 
 DUMMY = dummy_data_dir()
@@ -91,6 +92,19 @@ def test_movies_carry_genome_and_manual_omdb(tmp_path):
     assert movies[10]["has_omdb"] and movies[10]["omdb_imdb_rating"] == b"8.3"
     assert not movies[40]["has_omdb"]  # its record says "Response": "False"
     assert movies[50]["imdb_id"] == b"tt12345678" and movies[60]["imdb_id"] == b""
+
+
+def test_both_configs_record_the_source_fingerprint_of_every_file_read(tmp_path):
+    manual = DUMMY / "extracted"
+    built = [_manual_build(config, tmp_path) for config in ("20m-users", "20m-movies")]
+    expected = source_fingerprint("20m", manual)
+    for builder in built:
+        # Read back from metadata.json by a fresh builder, as a later run sees it.
+        again = hvae_movielens.HvaeMovielens(config=builder.builder_config.name, data_dir=tmp_path)
+        assert again.info.metadata["source_fingerprint"]["digest"] == expected["digest"]
+    names = [entry["name"] for entry in expected["files"]]
+    assert names == ["ratings.csv", "movies.csv", "links.csv", "genome-tags.csv", "genome-scores.csv"]
+    assert all(len(entry["sha256"]) == 64 and entry["size"] > 0 for entry in expected["files"])
 
 
 def test_no_internet_and_no_manual_dir_names_both_ways(tmp_path):

@@ -15,12 +15,13 @@ from tf_datasets.hvae_movielens.files import (
     ReadReport,
     ReleaseFiles,
     csv_rows,
+    find_omdb,
     int_field,
     release_files,
     where_to_get,
 )
 from tf_datasets.hvae_movielens.genome import NO_GENOME, genome_vectors
-from tf_datasets.hvae_movielens.omdb import find_omdb, read_omdb
+from tf_datasets.hvae_movielens.omdb import read_omdb
 
 GENRE_ALIASES = {"Children's": "Children", "unknown": "Unknown"}
 # "Toy Story (1995)", "Babylon 5 (1993-1998)", trailing blanks allowed.
@@ -120,6 +121,8 @@ def movies_from_files(files: ReleaseFiles, omdb_path, report: ReadReport):
     titles = [rows[m][0] for m in movie_ids.tolist()]
     imdb = _imdb_ids(files)
     imdb_ids = [imdb.get(m, "") for m in movie_ids.tolist()]
+    links = files.release.links.name if files.release.links else "links.csv"
+    report.links_file = files.describe(links) if files.exists(links) else ""
     if files.release.has_genome:
         genome, genome_tags = genome_vectors(files, movie_ids, report)
     else:

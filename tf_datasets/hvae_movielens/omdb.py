@@ -7,19 +7,7 @@ from pathlib import Path
 
 from tf_datasets.hvae_movielens import releases
 from tf_datasets.hvae_movielens.columns import OMDB_FIELDS
-from tf_datasets.hvae_movielens.files import MovieLensFormatError, ReadReport, ReleaseFiles
-
-
-def find_omdb(files: ReleaseFiles, given) -> Path | None:
-    if given is not None:
-        given = Path(given).expanduser()
-        if not given.is_file():
-            raise FileNotFoundError(f"OMDb file {given} does not exist: {releases.OMDB_HELP}")
-        return given
-    for folder in (files.location, files.container):
-        if folder.is_dir() and (folder / releases.OMDB_FILE).is_file():
-            return folder / releases.OMDB_FILE
-    return None
+from tf_datasets.hvae_movielens.files import MovieLensFormatError, ReadReport
 
 
 def read_omdb(path, report: ReadReport | None = None) -> dict[str, dict[str, str]]:

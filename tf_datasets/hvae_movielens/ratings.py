@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 
-from tf_datasets.hvae_movielens import releases
-from tf_datasets.hvae_movielens.columns import RATING_COLUMNS
 from tf_datasets.hvae_movielens.files import (
     MovieLensFormatError,
     ReadReport,
@@ -17,18 +17,10 @@ from tf_datasets.hvae_movielens.files import (
     header_columns,
     line_of_row,
     parse_numeric_table,
+    ratings_table,
     release_files,
     where_to_get,
 )
-
-
-def ratings_table(files: ReleaseFiles) -> releases.TableFile:
-    """The release's ratings file, or a `ratings.csv` with a header standing in for an old `.dat`."""
-    table = files.release.ratings
-    if not files.exists(table.name) and not table.header and files.exists("ratings.csv"):
-        return releases.TableFile("ratings.csv", ",", "utf-8", True, RATING_COLUMNS)
-    return table
-
 
 
 def _check_rating_values(files, table, rating: np.ndarray) -> None:
@@ -41,6 +33,23 @@ def _check_rating_values(files, table, rating: np.ndarray) -> None:
             f"{files.release.name} scale {low}..{high} ({bad.size:,} such rows)"
         )
 
+
+# MovieLens' ratings start in 1995 (ML-20M's first: 1995-01-09). A time before that, or in the
+# future, is a damaged row, e.g. the last line of a file cut inside its timestamp.
+FIRST_TIMESTAMP = 788_918_400  # 1995-01-01 00:00 UTC
+
+
+def _check_timestamps(files, table, timestamp: np.ndarray) -> None:
+    now = int(time.time())
+    bad = np.flatnonzero((timestamp < FIRST_TIMESTAMP) | (timestamp > now))
+    if bad.size:
+        number = line_of_row(files, table, int(bad[0]))
+        when = time.strftime("%Y-%m-%d", time.gmtime(max(int(timestamp[bad[0]]), 0)))
+        raise MovieLensFormatError(
+            f"{files.describe(table.name)} line {number}: timestamp {timestamp[bad[0]]} ({when}) "
+            f"is outside 1995-01-01..now, where MovieLens ratings lie ({bad.size:,} such rows); "
+            f"the file is damaged, {where_to_get(files.release)}"
+        )
 
 
 def _latest_of_duplicates(pair: np.ndarray, timestamp: np.ndarray) -> np.ndarray:
@@ -80,6 +89,7 @@ def ratings_from_files(files: ReleaseFiles, report: ReadReport) -> pd.DataFrame:
     _check_rating_values(files, table, rating)
     if "timestamp" in frame:
         timestamp = frame["timestamp"].to_numpy()
+        _check_timestamps(files, table, timestamp)
     else:
         timestamp = np.full(len(frame), -1, np.int64)
     del frame

@@ -20,8 +20,8 @@ def test_ratings_sorted_by_user_then_time_latest_duplicate_kept(ml20m):
     ratings = read_ratings("20m", ml20m, report)
     assert list(ratings.columns) == list(RATING_COLUMNS)
     assert [str(ratings[c].dtype) for c in RATING_COLUMNS] == ["int64", "int64", "float32", "int64"]
-    # user 1 by time: 20 (100), 30 (200), 10 (300); user 2: 40 rated twice, the later 4.5 kept;
-    # user 3: 10 (time 9), then 20 and 30 tied at time 10, ordered by movieId.
+    # user 1 by time: 20 (1e9 + 100), 30 (+200), 10 (+300); user 2: 40 rated twice, the later 4.5
+    # kept; user 3: 10 (+9), then 20 and 30 tied at +10, ordered by movieId.
     assert ratings[["userId", "movieId"]].values.tolist() == [
         [1, 20], [1, 30], [1, 10], [2, 10], [2, 40], [3, 10], [3, 20], [3, 30]]
     assert ratings.loc[(ratings.userId == 2) & (ratings.movieId == 40), "rating"].item() == 4.5
@@ -37,7 +37,7 @@ def test_duplicate_policy_matches_a_slow_reference_on_random_data(tmp_path):
         "userId": rng.choice([3, 10**12, 77, 5 * 10**9], n),
         "movieId": rng.choice(np.arange(1, 40) * 1000, n),
         "rating": rng.integers(1, 11, n) / 2,
-        "timestamp": rng.integers(0, 50, n),
+        "timestamp": 1_000_000_000 + rng.integers(0, 50, n),
     })
     folder = write_tiny_20m(tmp_path / "ml-20m", {
         "ratings.csv": frame.to_csv(index=False),
@@ -78,3 +78,25 @@ def test_rating_outside_scale_names_the_line(tmp_path):
     with pytest.raises(MovieLensFormatError,
                        match=r"ratings\.dat line 2: rating 6\.0 is outside the 1m scale 1\.0\.\.5\.0"):
         read_ratings("1m", tmp_path)
+
+
+@pytest.mark.parametrize("timestamp, shown", [(125, "1970-01-01"), (788_918_399, "1994-12-31"),
+                                              (4_102_444_800, "2100-01-01")])
+def test_timestamp_outside_1995_to_now_names_the_line(tmp_path, timestamp, shown):
+    text = f"userId,movieId,rating,timestamp\n1,10,4.0,1000000000\n2,20,3.0,{timestamp}\n"
+    folder = write_tiny_20m(tmp_path / "ml-20m", {"ratings.csv": text})
+    with pytest.raises(MovieLensFormatError,
+                       match=rf"ratings\.csv line 3: timestamp {timestamp} \({shown}\) is outside "
+                             r"1995-01-01\.\.now"):
+        read_ratings("20m", folder)
+
+
+def test_first_valid_timestamp_and_no_timestamp_column_are_fine(tmp_path):
+    text = "userId,movieId,rating,timestamp\n1,10,4.0,788918400\n"
+    folder = write_tiny_20m(tmp_path / "ml-20m", {"ratings.csv": text})
+    assert read_ratings("20m", folder).timestamp[0] == 788918400
+    ml1m = tmp_path / "ml-1m"
+    ml1m.mkdir()
+    (ml1m / "ratings.csv").write_text("userId,movieId,rating\n1,10,4\n")  # a rebuilt ml-1m: no timestamps
+    (ml1m / "movies.dat").write_text("10::A (1990)::Drama\n")
+    assert read_ratings("1m", ml1m).timestamp.tolist() == [-1]

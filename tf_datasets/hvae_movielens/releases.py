@@ -43,6 +43,10 @@ class Release:
     has_genome: bool
     rating_scale: tuple[float, float]
     description: str
+    # Rows of the published ratings and movies files. A different count is only warned about
+    # (a user's subset must still train); it is how a file cut short or another release shows.
+    n_ratings: int
+    n_movies: int
 
     @property
     def url(self) -> str:
@@ -72,6 +76,8 @@ RELEASES: dict[str, Release] = {
             has_genome=True,
             rating_scale=(0.5, 5.0),
             description="20,000,263 ratings, 138,493 users, 27,278 movies (the paper's release)",
+            n_ratings=20_000_263,
+            n_movies=27_278,
         ),
         Release(
             name="25m",
@@ -82,6 +88,8 @@ RELEASES: dict[str, Release] = {
             has_genome=True,
             rating_scale=(0.5, 5.0),
             description="25,000,095 ratings, 162,541 users, 62,423 movies",
+            n_ratings=25_000_095,
+            n_movies=62_423,
         ),
         Release(
             name="1m",
@@ -92,6 +100,8 @@ RELEASES: dict[str, Release] = {
             has_genome=False,
             rating_scale=(1.0, 5.0),
             description="1,000,209 ratings, 6,040 users, 3,706 rated movies",
+            n_ratings=1_000_209,
+            n_movies=3_883,
         ),
         Release(
             name="latest-small",
@@ -102,6 +112,8 @@ RELEASES: dict[str, Release] = {
             has_genome=False,
             rating_scale=(0.5, 5.0),
             description="100,836 ratings, 610 users, 9,742 movies (changes over time)",
+            n_ratings=100_836,
+            n_movies=9_742,
         ),
         Release(
             name="100k",
@@ -112,6 +124,8 @@ RELEASES: dict[str, Release] = {
             has_genome=False,
             rating_scale=(1.0, 5.0),
             description="100,000 ratings, 943 users, 1,682 movies",
+            n_ratings=100_000,
+            n_movies=1_682,
         ),
     )
 }
@@ -127,6 +141,17 @@ def get_release(name: str) -> Release:
         raise ValueError(
             f"unknown MovieLens release {name!r}: choose one of {', '.join(RELEASES)}"
         ) from None
+
+
+def count_warnings(release: str, ratings: int, movies: int) -> list[str]:
+    """How the rows read differ from the release's published counts (0: not read, not compared)."""
+    rel = get_release(release)
+    return [
+        f"read {seen:,} {what} where MovieLens {release} has {known:,}: fine for a subset, "
+        f"else the {what} file is cut short or from another release"
+        for what, seen, known in (("ratings", ratings, rel.n_ratings), ("movies", movies, rel.n_movies))
+        if seen and seen != known
+    ]
 
 
 def download_failed_message(release: str, cause: BaseException) -> str:
