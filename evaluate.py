@@ -137,7 +137,7 @@ def main(argv=None) -> int:
         else:
             {"run": command_run, "compare": command_compare, "plots": command_plots,
              "nearest": command_nearest}[args.command](args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, OSError, FloatingPointError) as error:
         print(f"evaluate.py: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -11,7 +11,8 @@ def main(argv=None) -> int:
 
     try:
         train(cfg)
-    except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError) as error:
+    # Errors of the input (flags, files, data, the network): a message, not a traceback.
+    except (ValueError, OSError, FloatingPointError) as error:
         print(f"train.py: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -276,3 +276,24 @@ def test_non_finite_flag_values_are_refused_naming_the_flag(flag, value, capsys)
         parse_args([flag, value])
     assert exit_info.value.code == 2
     assert f"error: {flag} must be" in capsys.readouterr().err
+
+
+def test_first_run_offline_names_the_flags_and_leaves_nothing_behind(tmp_path, monkeypatch, capsys):
+    """The README's first command on a machine without internet (here: a proxy nobody answers)."""
+    import socket
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    for variable in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(variable, f"http://127.0.0.1:{port}")
+    for variable in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(variable, raising=False)
+    run = tmp_path / "run"
+    argv = ["--features", "genome", "--approach", "1", "--data-dir", str(tmp_path / "tfds"),
+            "--run-dir", str(run), "--export-dir", str(tmp_path / "saved")]
+    assert _train_script().main(argv) == 2
+    message = capsys.readouterr().err
+    assert message.startswith("train.py: error: MovieLens 20m cannot be downloaded"), message
+    assert "--manual-dir" in message and "--dataset generated" in message and "Traceback" not in message
+    assert not (run / "config.json").exists() and not (tmp_path / "saved").exists()

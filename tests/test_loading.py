@@ -1,6 +1,9 @@
 """load_movielens: building the TFDS dataset from the real ml-1m / latest-small and reading it back."""
 
 import shutil
+import socket
+import time
+import urllib.error
 from unittest import mock
 
 import numpy as np
@@ -110,16 +113,32 @@ def test_unknown_release():
         loading.load_movielens("10m")
 
 
-def test_offline_without_manual_dir_fails_at_once_naming_both_ways(tmp_path):
-    with mock.patch("urllib.request.getproxies", return_value={}), \
-            mock.patch("socket.getaddrinfo", side_effect=OSError("Name or service not known")), \
+def test_offline_without_manual_dir_fails_at_once_naming_the_offline_ways(tmp_path):
+    no_network = urllib.error.URLError(OSError("Name or service not known"))
+    with mock.patch("urllib.request.urlopen", side_effect=no_network), \
             mock.patch.object(HvaeMovielens, "download_and_prepare",
                               side_effect=AssertionError("TFDS would retry for minutes")), \
-            pytest.raises(RuntimeError) as error:
+            pytest.raises(loading.DownloadUnavailable) as error:
         loading.load_movielens("latest-small", data_dir=tmp_path)
     message = str(error.value)
     assert "https://files.grouplens.org/datasets/movielens/ml-latest-small.zip" in message
-    assert "internet" in message and "manual dir" in message
+    assert "--manual-dir" in message and "--dataset generated" in message
+
+
+def test_an_unreachable_proxy_fails_within_seconds(tmp_path, monkeypatch):
+    with socket.socket() as closed:  # a loopback port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    for variable in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(variable, f"http://127.0.0.1:{port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    started = time.monotonic()
+    with mock.patch.object(HvaeMovielens, "download_and_prepare",
+                           side_effect=AssertionError("TFDS would wait on the proxy")), \
+            pytest.raises(loading.DownloadUnavailable, match="--manual-dir"):
+        loading.load_movielens("latest-small", data_dir=tmp_path)
+    assert time.monotonic() - started < 10
 
 
 def test_rating_of_unlisted_movie_is_an_error(tmp_path):

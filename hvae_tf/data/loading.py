@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
-import socket
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -41,7 +40,6 @@ from tf_datasets.hvae_movielens.files import (
 from tf_datasets.hvae_movielens.hvae_movielens import HvaeMovielens
 from tf_datasets.hvae_movielens.movies import movies_from_files
 from tf_datasets.hvae_movielens.ratings import ratings_from_files
-from tf_datasets.hvae_movielens.releases import download_failed_message
 
 log = logging.getLogger(__name__)
 _BATCH = 4096
@@ -53,16 +51,31 @@ _USER_REPORT_FIELDS = ("ratings", "users", "rated_movies", "duplicate_ratings_dr
 LOSS_WARNING_SHARE = 0.05
 
 
-def check_download_possible(release: str, data_dir=None) -> None:
-    """Fail at once when the release's host cannot even be resolved.
+class DownloadUnavailable(ConnectionError):
+    """The release cannot be downloaded from here; the message says the offline ways instead."""
 
-    Offline, TFDS retries the download for minutes before it gives up. Skipped behind
-    a proxy (the proxy resolves names), when the archive's download is already cached, and when
+
+def offline_message(release: str, cause: BaseException) -> str:
+    rel = releases.get_release(release)
+    return (
+        f"MovieLens {release} cannot be downloaded from {rel.url} ({type(cause).__name__}: {cause}). "
+        f"Without internet: download {rel.archive} where there is, then pass the folder holding it "
+        f"(or the unzipped {rel.folder}/) as --manual-dir, e.g. `python train.py --dataset {release} "
+        "--manual-dir /data/" + rel.folder + " ...`; or try everything on generated data in the same "
+        "layout: `python train.py --dataset generated --generated-users 20000 --generated-movies "
+        "4000 --generated-ratings 1500000 --features genome --approach 1`"
+    )
+
+
+def check_download_possible(release: str, data_dir=None, timeout: float = 5.0) -> None:
+    """Fail within seconds when the release's archive cannot be reached (through the proxy, if
+    one is set), naming the offline ways to run.
+
+    Offline, TFDS retries the download for minutes before it gives up, and an unreachable proxy
+    keeps it waiting longer. Skipped when the archive's download is already cached, and when
     TFDS's default manual dir (<data_dir>/downloads/manual) holds the release.
     """
     rel = releases.get_release(release)
-    if urllib.request.getproxies():
-        return
     downloads = Path(data_dir or tfds.core.constants.DATA_DIR).expanduser() / "downloads"
     if downloads.is_dir() and any(rel.folder in p.name for p in downloads.iterdir()):
         return
@@ -71,10 +84,10 @@ def check_download_possible(release: str, data_dir=None) -> None:
         return
     except FileNotFoundError:
         pass
-    try:
-        socket.getaddrinfo(urllib.parse.urlparse(rel.url).hostname, 443)
-    except OSError as e:
-        raise RuntimeError(download_failed_message(release, e)) from e
+    try:  # urllib goes through the proxy of the environment, as TFDS's download would
+        urllib.request.urlopen(urllib.request.Request(rel.url, method="HEAD"), timeout=timeout).close()
+    except (OSError, ValueError) as e:  # URLError, timeouts, refused connections, a bad proxy URL
+        raise DownloadUnavailable(offline_message(release, e)) from e
 
 
 def _builder(release: str, table: str, data_dir) -> HvaeMovielens:

@@ -147,7 +147,7 @@ class HvaeMovielens(tfds.core.GeneratorBasedBuilder):
         try:
             extracted = dl_manager.download_and_extract(self.builder_config.url)
         except Exception as e:  # no network, proxy, checksum: all need the same two remedies
-            raise RuntimeError(download_failed_message(release, e)) from e
+            raise ConnectionError(download_failed_message(release, e)) from e
         return locate_release(release, Path(extracted)), omdb
 
     def _generate_examples(self, release_path: Path, omdb_path: Path | None):

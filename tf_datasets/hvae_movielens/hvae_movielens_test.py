@@ -112,7 +112,7 @@ def test_no_internet_and_no_manual_dir_names_both_ways(tmp_path):
     with mock.patch.object(
         tfds.download.DownloadManager, "download_and_extract",
         side_effect=ConnectionError("network is unreachable"),
-    ), pytest.raises(RuntimeError) as error:
+    ), pytest.raises(ConnectionError) as error:
         builder.download_and_prepare()
     message = str(error.value)
     assert "https://files.grouplens.org/datasets/movielens/ml-1m.zip" in message
