@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -131,6 +132,7 @@ def command_nearest(args) -> None:
 
 def main(argv=None) -> int:
     parser, args = parse(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # as train.py: no C++ start-up notes
     try:
         if args.command in ("grid", "embeddings"):
             {"grid": command_grid, "embeddings": command_embeddings}[args.command](parser, args)

@@ -42,6 +42,17 @@ from tf_datasets.hvae_movielens.movies import movies_from_files
 from tf_datasets.hvae_movielens.ratings import ratings_from_files
 
 log = logging.getLogger(__name__)
+
+
+class _FirstBuildNotice(logging.Filter):
+    """TFDS warns that a dataset folder "has no dataset_info.json" when asked about a dataset it
+    has not built yet: every first build starts that way, so it is not shown."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "has no dataset_info.json" not in record.getMessage()
+
+
+logging.getLogger("absl").addFilter(_FirstBuildNotice())
 _BATCH = 4096
 TABLES = ("users", "movies")
 # The ReadReport fields the users config fills; the movies config fills the others.
@@ -212,7 +223,7 @@ def _example_spec(builder: HvaeMovielens) -> dict:
     """
     spec = {}
     for name, info in builder.info.features.get_serialized_info().items():
-        dtype = tf.as_dtype(info.dtype)
+        dtype = tf.as_dtype(info.tf_dtype)
         dtype = tf.string if dtype == tf.string else tf.float32 if dtype.is_floating else tf.int64
         spec[name] = tf.io.RaggedFeature(dtype) if info.shape else tf.io.FixedLenFeature([], dtype)
     return spec
