@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import small_run_argv
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from hvae_tf.data import prepare
-from hvae_tf.training.config import parse_args
+from hvae_tf.config import parse_args
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 300
@@ -26,27 +26,12 @@ TRAIN_LOSSES = ("loss", "reconstruction_loss", "kl_loss", "kl_weight")
 # Same loss per epoch across strategies: only the order of float sums differs (all-reduce);
 # measured: equal to all printed digits on 2 logical CPUs.
 RTOL = 1e-5
-
-
-# The same generated release and split as the other test_train_* files: built once per session.
-DATA_FLAGS = ["--dataset", "generated", "--generated-users", "400", "--generated-movies", "150",
-              "--generated-ratings", "20000", "--protocol", "liang", "--heldout-users", "0.1"]
+pytestmark = pytest.mark.slow  # fresh TensorFlow processes, each training
 
 
 def small_args(data_dir, run_dir, export_dir, *extra):
-    return [
-        *DATA_FLAGS, "--data-dir", str(data_dir), "--features", "none", "--hidden-dim", "16",
-        "--latent-dim", "4", "--batch-size", "64", "--epochs", "2", "--anneal-steps", "6",
-        "--verbose", "0", "--run-dir", str(run_dir), "--export-dir", str(export_dir), *extra,
-    ]
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    """Built here, before the workers start: they only read it (two builders would race)."""
-    folder = tmp_path_factory.getbasetemp() / "train-generated-data"
-    prepare.prepare(parse_args(small_args(folder, "unused", "unused")), verbose=False)
-    return folder
+    return small_run_argv(data_dir, run_dir, export_dir, "--features", "none", *extra,
+                          hidden_dim=16, latent_dim=4, anneal_steps=6)
 
 
 def python_env(**extra):
@@ -71,7 +56,7 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 
 from hvae_tf.models.sampling import Sampling
 from hvae_tf.training import run
-from hvae_tf.training.config import parse_args
+from hvae_tf.config import parse_args
 
 # Randomness is off: each replica draws its own latent noise (and dropout, off by flag), and under
 # an explicit strategy Keras takes one extra pass of the dataset (its symbolic build), so a seeded
@@ -90,8 +75,8 @@ for strategy in ("default", "mirrored"):
 """
 
 
-def test_mirrored_on_two_devices_matches_one_device(data_dir, tmp_path):
-    argv = small_args(data_dir, tmp_path / "run", tmp_path / "saved", "--dropout", "0")
+def test_mirrored_on_two_devices_matches_one_device(generated_data_dir, tmp_path):
+    argv = small_args(generated_data_dir, tmp_path / "run", tmp_path / "saved", "--dropout", "0")
     done = subprocess.run([sys.executable, "-c", MIRRORED, *argv], check=False, capture_output=True,
                           text=True, env=python_env(), cwd=REPO, timeout=TIMEOUT_S)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -114,7 +99,7 @@ WORKER = r"""
 import sys
 import numpy as np
 from hvae_tf.training import run
-from hvae_tf.training.config import parse_args
+from hvae_tf.config import parse_args
 
 built = []
 build_model = run.build_model
@@ -135,7 +120,7 @@ def free_ports(count):
     return ports
 
 
-def test_two_workers_finish_with_identical_weights(data_dir, tmp_path):
+def test_two_workers_finish_with_identical_weights(generated_data_dir, tmp_path):
     cluster = [f"127.0.0.1:{port}" for port in free_ports(2)]
     run_dir, export_dir = tmp_path / "run", tmp_path / "saved"
     workers = []
@@ -143,7 +128,7 @@ def test_two_workers_finish_with_identical_weights(data_dir, tmp_path):
         scratch = tmp_path / f"tmp-worker{index}"  # the worker's tempfile folder
         scratch.mkdir()
         tf_config = json.dumps({"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}})
-        argv = small_args(data_dir, run_dir, export_dir, "--strategy", "multiworker", "--epochs", "1")
+        argv = small_args(generated_data_dir, run_dir, export_dir, "--strategy", "multiworker", "--epochs", "1")
         workers.append(subprocess.Popen(
             [sys.executable, "-c", WORKER, str(tmp_path / f"weights{index}.npz"), *argv],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import keras
 import pytest
+from conftest import small_run_argv
 
-from hvae_tf.data import prepare
+from hvae_tf.config import parse_args
 from hvae_tf.training.callbacks import AtomicModelCheckpoint
-from hvae_tf.training.config import parse_args
 from hvae_tf.training.run import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,17 +27,9 @@ EPOCHS = 3
 TOLERANCE = 1e-6
 
 
-# The same generated release and split as the other test_train_* files: built once per session.
-DATA_FLAGS = ["--dataset", "generated", "--generated-users", "400", "--generated-movies", "150",
-              "--generated-ratings", "20000", "--protocol", "liang", "--heldout-users", "0.1"]
-
-
 def args(data_dir, run_dir, export_dir):
-    return [
-        *DATA_FLAGS, "--data-dir", str(data_dir), "--features", "none", "--hidden-dim", "32",
-        "--latent-dim", "8", "--batch-size", "32", "--epochs", str(EPOCHS), "--anneal-steps", "50",
-        "--verbose", "2", "--run-dir", str(run_dir), "--export-dir", str(export_dir),
-    ]
+    return small_run_argv(data_dir, run_dir, export_dir, "--features", "none",
+                          batch_size=32, epochs=EPOCHS, anneal_steps=50, verbose=2)
 
 
 def backed_up_epoch(run_dir: Path) -> int:
@@ -69,9 +61,8 @@ def start_and_kill_after_first_backup(command, run_dir, log, timeout=240) -> dic
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    root, data = tmp_path_factory.mktemp("resume"), tmp_path_factory.getbasetemp() / "train-generated-data"
-    prepare.prepare(parse_args(args(data, "unused", "unused")), verbose=False)
+def runs(tmp_path_factory, generated_data_dir):
+    root, data = tmp_path_factory.mktemp("resume"), generated_data_dir
 
     killed_dir = root / "killed"
     command = [sys.executable, "train.py", *args(data, killed_dir, root / "saved")]
@@ -90,12 +81,14 @@ def runs(tmp_path_factory):
     }
 
 
+@pytest.mark.slow
 def test_killed_mid_training_before_finishing(runs):
     at_kill = runs["at_kill"]
     assert 1 <= at_kill["backed_up_epoch"] < EPOCHS
     assert len(at_kill["validated_epochs"]) < EPOCHS
 
 
+@pytest.mark.slow
 def test_same_command_resumes_from_the_backup_and_completes_every_epoch(runs):
     started = [int(n) for n in re.findall(rf"Epoch (\d+)/{EPOCHS}", runs["resumed_output"])]
     assert started and started[0] == runs["at_kill"]["backed_up_epoch"] + 1, runs["resumed_output"][-2000:]
@@ -108,6 +101,7 @@ def test_same_command_resumes_from_the_backup_and_completes_every_epoch(runs):
     assert not (runs["killed_dir"] / "backup").exists()
 
 
+@pytest.mark.slow
 def test_resumed_run_equals_an_uninterrupted_one(runs):
     resumed, uninterrupted = runs["resumed"], runs["uninterrupted"]
     for mine, theirs in zip(resumed["history"], uninterrupted["history"], strict=True):
@@ -119,6 +113,7 @@ def test_resumed_run_equals_an_uninterrupted_one(runs):
         assert resumed["validation"][key] == pytest.approx(value, abs=TOLERANCE), key
 
 
+@pytest.mark.slow
 def test_best_checkpoint_is_the_best_epoch_across_the_crash(runs):
     resumed = runs["resumed"]
     best = max(resumed["history"], key=lambda h: h["val_ndcg_100"])

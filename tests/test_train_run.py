@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import small_run_argv
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from hvae_tf.training.config import TrainConfig, parse_args
+from hvae_tf.config import TrainConfig, parse_args
 from hvae_tf.training.run import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,27 +25,17 @@ MODEL_KINDS = {
     "genome-approach1": ["--features", "genome", "--approach", "1"],
     "genome-approach2": ["--features", "genome", "--approach", "2"],
 }
-# The same generated release and split as the other test_train_* files: built once per session.
-DATA_FLAGS = ["--dataset", "generated", "--generated-users", "400", "--generated-movies", "150",
-              "--generated-ratings", "20000", "--protocol", "liang", "--heldout-users", "0.1"]
-
-
-def small_run_args(data_dir, run_dir, export_dir, *extra):
-    return [
-        *DATA_FLAGS, "--data-dir", str(data_dir), "--hidden-dim", "32", "--latent-dim", "8",
-        "--batch-size", str(BATCH), "--movie-vae-epochs", "3", "--epochs", str(EPOCHS),
-        "--anneal-steps", str(ANNEAL_STEPS), "--anneal-cap", str(ANNEAL_CAP),
-        "--run-dir", str(run_dir), "--export-dir", str(export_dir), "--verbose", "0", *extra,
-    ]
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, generated_data_dir):
     """One finished run per model kind: {kind: (argv, metrics)}."""
-    root, data = tmp_path_factory.mktemp("train-run"), tmp_path_factory.getbasetemp() / "train-generated-data"
+    root = tmp_path_factory.mktemp("train-run")
     done = {}
     for kind, flags in MODEL_KINDS.items():
-        argv = small_run_args(data, root / "runs" / kind, root / "saved", *flags)
+        argv = small_run_argv(generated_data_dir, root / "runs" / kind, root / "saved", *flags,
+                              batch_size=BATCH, epochs=EPOCHS, anneal_steps=ANNEAL_STEPS,
+                              anneal_cap=ANNEAL_CAP)
         done[kind] = (argv, train(parse_args(argv)))
     return done
 

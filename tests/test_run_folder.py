@@ -1,0 +1,102 @@
+"""The run folder: a finished run is reported, not retrained; --retrain starts over; one process at a
+time, with a lock that dies with its holder; a failed start leaves nothing that refuses its fix."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import REPO, small_run_argv
+
+from hvae_tf.config import parse_args
+from hvae_tf.training.run import train
+from hvae_tf.training.run_folder import LOCK, RunFolder
+
+
+def _versions(export_dir):
+    return sorted(p.name for p in export_dir.glob("*/*") if p.name.isdigit())
+
+
+def test_a_finished_run_is_reported_and_retrain_starts_over(generated_data_dir, tmp_path, capsys):
+    argv = small_run_argv(generated_data_dir, tmp_path / "run", tmp_path / "saved", "--features", "none")
+    first = train(parse_args(argv))
+    assert _versions(tmp_path / "saved") == ["1"]
+    capsys.readouterr()
+
+    again = train(parse_args(argv))
+    out = capsys.readouterr().out
+    assert "finished" in out and "--retrain" in out and first["export"] in out
+    assert again == json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert _versions(tmp_path / "saved") == ["1"]  # no duplicate export
+
+    (tmp_path / "run" / "validation.json").write_text("[]")  # anything of the old run must go
+    retrained = train(parse_args([*argv, "--retrain"]))
+    assert _versions(tmp_path / "saved") == ["1", "2"]
+    assert [h["epoch"] for h in retrained["history"]] == [1, 2]
+    # The same seed on the same data gives the same training.
+    assert retrained["validation"] == first["validation"]
+
+
+def test_a_second_process_on_the_folder_is_refused_naming_the_holder(generated_data_dir, tmp_path):
+    argv = small_run_argv(generated_data_dir, tmp_path / "run", tmp_path / "saved", "--features", "none")
+    cfg = parse_args(argv)
+    with RunFolder(cfg).claimed():
+        with pytest.raises(ValueError, match=rf"in use by train.py \(pid {os.getpid()}\)"):
+            train(cfg)
+    assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_a_killed_holder_leaves_no_lock_behind(tmp_path):
+    folder = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; sys.path.insert(0, sys.argv[1]);"
+        "from hvae_tf.config import parse_args; from hvae_tf.training.run_folder import RunFolder;"
+        "cm = RunFolder(parse_args(['--run-dir', sys.argv[2]])).claimed(); cm.__enter__();"
+        "print('locked', flush=True); time.sleep(60)"), str(REPO), str(folder)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        cfg = parse_args(["--run-dir", str(folder)])
+        with pytest.raises(ValueError, match=rf"pid {holder.pid}"):
+            with RunFolder(cfg).claimed():
+                pass
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=10)
+        assert (folder / LOCK).exists()  # the file stays; the lock died with its process
+        deadline = time.monotonic() + 5
+        with RunFolder(cfg).claimed():
+            assert time.monotonic() < deadline
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_failed_start_leaves_nothing_that_refuses_the_corrected_command(
+        generated_data_dir, tmp_path, capsys):
+    """A wrong --manual-dir fails before training; the corrected command then runs in that folder."""
+    run = tmp_path / "run"
+    wrong = ["--dataset", "1m", "--manual-dir", str(tmp_path / "nowhere"), "--run-dir", str(run)]
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        train(parse_args(wrong))
+    assert not (run / "config.json").exists()
+    train(parse_args(small_run_argv(generated_data_dir, run, tmp_path / "saved", "--features", "none")))
+    assert (run / "metrics.json").exists()
+
+
+def test_run_dir_that_is_a_file_is_refused_naming_the_flag(tmp_path):
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    with pytest.raises(ValueError, match=r"--run-dir .*file is a file, not a folder"):
+        train(parse_args(["--run-dir", str(not_a_folder)]))
+
+
+def test_a_taken_export_version_is_refused_before_any_training(generated_data_dir, tmp_path):
+    argv = small_run_argv(generated_data_dir, tmp_path / "run", tmp_path / "saved", "--features", "none",
+                          "--export-version", "3")
+    (tmp_path / "saved" / parse_args(argv).model_name / "3").mkdir(parents=True)
+    with pytest.raises(FileExistsError, match="--export-version 3"):
+        train(parse_args(argv))
+    assert not (tmp_path / "run" / "config.json").exists()  # refused before data and model
