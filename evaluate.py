@@ -17,18 +17,20 @@ import os
 import sys
 from pathlib import Path
 
+# TensorFlow-free: the commands parse their flags before TensorFlow loads.
+from hvae_tf.config import APPROACHES, HELD_OUT_SPLITS, HYBRID_FEATURES, config_from_args
+from hvae_tf.config import build_parser as train_parser
+
 COMMANDS = ("run", "compare", "grid", "plots", "nearest", "embeddings")
 
 
 def add_metric_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--split", choices=("test", "validation"), default="test")
+    p.add_argument("--split", choices=HELD_OUT_SPLITS, default="test")
     p.add_argument("--recall-ks", type=int, nargs="+", default=[20, 50])
     p.add_argument("--ndcg-ks", type=int, nargs="+", default=[100])
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from hvae_tf.config import APPROACHES, HYBRID_FEATURES
-    from hvae_tf.config import build_parser as train_parser
 
     p = argparse.ArgumentParser(prog="evaluate.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -43,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp = sub.add_parser("compare", help="significance of the difference between two runs")
     cmp.add_argument("first")
     cmp.add_argument("second")
-    cmp.add_argument("--split", choices=("test", "validation"), default="test")
+    cmp.add_argument("--split", choices=HELD_OUT_SPLITS, default="test")
     grid = sub.add_parser("grid", parents=[train_parser(add_help=False)],
                           help="the paper's grid: all feature sets, both approaches, 3 folds")
     grid.add_argument("--out", required=True, help="folder for runs, evaluations and tables")
@@ -85,8 +87,9 @@ def command_run(args) -> None:
               + ("  ** UNFINISHED RUN: its best checkpoint so far, not its result **" if unfinished else ""))
         for scheme, summary in result.items():
             numbers = "  ".join(f"{k}={v:.4f}" for k, v in summary.items() if "@" in k)
+            target = "clicks" if scheme == "Eval 1" else "held-out clicks"  # what each scheme scores
             print(f"  {scheme}: {numbers}  ({summary['users']:,} users, "
-                  f"{summary['users_excluded']:,} without held-out clicks excluded)")
+                  f"{summary['users_excluded']:,} without {target} excluded)")
 
 
 def command_compare(args) -> None:
@@ -102,7 +105,6 @@ def command_compare(args) -> None:
 
 
 def command_grid(parser, args) -> None:
-    from hvae_tf.config import config_from_args
     from hvae_tf.evaluation.grid import run_grid
 
     base = config_from_args(parser, args)
@@ -118,7 +120,6 @@ def command_plots(args) -> None:
 
 def command_embeddings(parser, args) -> None:
     from hvae_tf.analysis.report import genre_check
-    from hvae_tf.config import config_from_args
 
     print(genre_check(config_from_args(parser, args)))
 

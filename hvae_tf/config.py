@@ -35,6 +35,7 @@ LIKELIHOODS = ("multinomial", "bernoulli")
 ACTIVATIONS = ("tanh", "swish", "relu", "elu", "gelu")
 PROTOCOLS = ("paper", "liang")
 SCHEMES = ("Eval 1", "Eval 2")
+HELD_OUT_SPLITS = ("test", "validation")  # the held-out users an evaluation scores
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 PARTS = ("split", "features", "model", "fit", "output")
 

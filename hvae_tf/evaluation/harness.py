@@ -17,7 +17,7 @@ from typing import Iterable
 import numpy as np
 import tensorflow as tf
 
-from hvae_tf.config import SCHEMES, TrainConfig
+from hvae_tf.config import HELD_OUT_SPLITS, SCHEMES, TrainConfig
 from hvae_tf.data import prepare
 from hvae_tf.data.protocols import HeldOutUsers, Split
 from hvae_tf.evaluation.schemes import evaluate_scheme
@@ -80,8 +80,8 @@ def evaluate_scorer(
 
 
 def held_out_users(split: Split | None, name: str) -> HeldOutUsers | None:
-    if name not in ("test", "validation"):
-        raise ValueError(f"--split {name!r}: choose test or validation")
+    if name not in HELD_OUT_SPLITS:
+        raise ValueError(f"--split {name!r}: choose {' or '.join(HELD_OUT_SPLITS)}")
     return None if split is None else getattr(split, name)
 
 
