@@ -40,7 +40,8 @@ STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 PARTS = ("split", "features", "model", "fit", "output")
 
 # Fields that may change between a run and its continuation in the same run folder.
-RESUMABLE_FIELDS = frozenset({"epochs", "export_dir", "export_version", "verbose", "strategy", "retrain"})
+RESUMABLE_FIELDS = frozenset({"epochs", "export_dir", "export_version", "verbose", "strategy", "retrain",
+                              "backup_every"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,6 +143,8 @@ class TrainConfig:
     export_k: int = setting(100, "output", "how many movies the served model returns",
                             rule=AT_LEAST_1)
     export_version: int | None = setting(None, "output", type=int)
+    backup_every: float = setting(120.0, "output", "seconds between backups for resuming a killed "
+                                  "run, written at epoch ends (0: every epoch)", rule=NON_NEGATIVE)
     retrain: bool = setting(False, "output", "train again from scratch when the run folder holds a "
                             "finished (or interrupted) run of this configuration", action="store_true")
 

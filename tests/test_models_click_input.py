@@ -7,11 +7,13 @@ import pytest
 import tensorflow as tf
 
 from hvae_tf.models.click_input import (
+    DENSE_FROM_DENSITY,
     ClickDense,
     CollapsedEmbeddingDense,
     FlattenedEmbeddingDense,
     click_matrix,
     click_weights,
+    clicks_times,
 )
 
 N_MOVIES, EMBEDDING_DIM, UNITS = 40, 3, 7
@@ -117,3 +119,30 @@ def test_frozen_embeddings_are_not_trainable():
     layer.build()
     assert [w.name for w in layer.trainable_weights] == ["kernel", "bias"]
     np.testing.assert_array_equal(layer.movie_embeddings.numpy(), np.ones((N_MOVIES, EMBEDDING_DIM)))
+
+
+@pytest.mark.parametrize("clicks_per_user", [2, 40])  # below and above DENSE_FROM_DENSITY
+def test_both_ways_of_multiplying_the_clicks_equal_a_sparse_matmul(clicks_per_user):
+    """Users without clicks in the middle and at the end of the batch get zero rows either way."""
+    n_movies, units = 200, 7
+    rng = np.random.default_rng(clicks_per_user)
+    lists = [sorted(rng.choice(n_movies, clicks_per_user, replace=False)) for _ in range(6)]
+    lists[2] = lists[5] = []
+    width = max(len(row) for row in lists)
+    indices = tf.constant([row + [-1] * (width - len(row)) for row in lists], tf.int64)
+    clicks = click_matrix(indices, n_movies)
+    weights = tf.SparseTensor(clicks.indices, tf.constant(rng.random(clicks.values.shape[0]), tf.float32),
+                              clicks.dense_shape)
+    density = clicks.values.shape[0] / (6 * n_movies)
+    assert (density >= DENSE_FROM_DENSITY) == (clicks_per_user == 40)
+    kernel = tf.Variable(rng.normal(size=(n_movies, units)).astype(np.float32))
+    results = []
+    for product in (clicks_times, tf.sparse.sparse_dense_matmul):
+        with tf.GradientTape() as tape:
+            out = product(weights, kernel)
+            loss = tf.reduce_sum(tf.sin(out))
+        results.append((out.numpy(), tf.convert_to_tensor(tape.gradient(loss, kernel)).numpy()))
+    (out, grad), (expected_out, expected_grad) = results
+    np.testing.assert_allclose(out, expected_out, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-5, atol=1e-6)
+    assert not out[2].any() and not out[5].any()

@@ -83,7 +83,8 @@ def jobs(generated_data_dir, tmp_path_factory):
 
     def argv(run):
         return small_args(generated_data_dir, root / run, root / f"saved-{run}", "--strategy",
-                          "multiworker", "--epochs", str(EPOCHS), "--batch-size", "32", "--verbose", "2")
+                          "multiworker", "--epochs", str(EPOCHS), "--batch-size", "32", "--verbose", "2",
+                          "--backup-every", "0")
 
     chief, worker1 = start_job(argv("preempted"), root, "first", DIES_IN_EPOCH_2)
     worker1.communicate(timeout=TIMEOUT_S)

@@ -19,6 +19,7 @@ import pytest
 from conftest import small_run_argv
 
 from hvae_tf.config import parse_args
+from hvae_tf.training import callbacks
 from hvae_tf.training.callbacks import AtomicModelCheckpoint
 from hvae_tf.training.run import train
 
@@ -29,7 +30,7 @@ TOLERANCE = 1e-6
 
 def args(data_dir, run_dir, export_dir):
     return small_run_argv(data_dir, run_dir, export_dir, "--features", "none",
-                          batch_size=32, epochs=EPOCHS, anneal_steps=50, verbose=2)
+                          batch_size=32, epochs=EPOCHS, anneal_steps=50, verbose=2, backup_every=0)
 
 
 def backed_up_epoch(run_dir: Path) -> int:
@@ -145,3 +146,21 @@ def test_best_checkpoint_survives_a_kill_while_it_is_written(tmp_path, monkeypat
     assert best.read_bytes() == good  # ...and the crash's leftover is not renamed into place
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.weights.h5"]
     model.load_weights(str(best))
+
+
+def test_backups_are_written_at_epoch_ends_once_the_interval_has_passed(tmp_path, monkeypatch):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    clock = [1000.0]
+    monkeypatch.setattr(callbacks.time, "monotonic", lambda: clock[0])
+    backup = callbacks.SharedBackupAndRestore(str(tmp_path / "backup"), writer=True, every_seconds=60)
+    backup.set_model(model)
+    backup.on_train_begin()
+    written = []
+    for epoch, seconds in enumerate([20, 20, 30, 10, 70]):  # time each epoch takes
+        clock[0] += seconds
+        backup.on_epoch_end(epoch)
+        metadata = tmp_path / "backup" / "training_metadata.json"
+        written.append(json.loads(metadata.read_text())["epoch"] if metadata.exists() else None)
+    # 20+20+30 = 70 s >= 60 at the end of epoch 3; then 10 s (not yet), then 80 s.
+    assert written == [None, None, 3, 3, 5]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from pathlib import Path
 
 import keras
@@ -204,19 +205,28 @@ class SharedBackupAndRestore(keras.callbacks.BackupAndRestore):
     Keras' own callback writes and restores per process, so after a preemption the chief would
     resume at its last epoch while the other workers start from scratch, and the replicas diverge.
     `restore=False` (a retrain) ignores what a backup holds.
+
+    A backup (weights and optimizer state) is written at the end of the first epoch that ends
+    `every_seconds` or more after the last one (or the start): short epochs would otherwise spend
+    much of their time writing it, and a kill loses at most that much work plus an epoch. Only at
+    epoch ends: Keras restores whole epochs, and the epochs after a backup replay exactly.
     """
 
-    def __init__(self, backup_dir: str, *, writer: bool, restore: bool = True, **kwargs):
+    def __init__(self, backup_dir: str, *, writer: bool, restore: bool = True,
+                 every_seconds: float = 0.0, **kwargs):
         super().__init__(backup_dir, **kwargs)
-        self.writer, self.restore = writer, restore
+        self.writer, self.restore, self.every_seconds = writer, restore, float(every_seconds)
+        self._last_backup = time.monotonic()
 
     def on_train_begin(self, logs=None):
+        self._last_backup = time.monotonic()
         if self.restore:
             super().on_train_begin(logs)
 
     def _save_model(self):
-        if self.writer:
+        if self.writer and time.monotonic() - self._last_backup >= self.every_seconds:
             super()._save_model()
+            self._last_backup = time.monotonic()
 
     def on_train_end(self, logs=None):
         if self.writer:

@@ -71,6 +71,51 @@ def train(cfg: TrainConfig) -> dict:
         return _fit(cfg, folder.path, folder)
 
 
+def best_weights(run: Path) -> Path:
+    return run / "checkpoints" / "best.weights.h5"
+
+
+def fit_callbacks(cfg: TrainConfig, run: Path, split, train_ds, chief: bool):
+    """The ranking callback and every callback of a train.py fit, in the order they must run."""
+    best = best_weights(run)
+    best.parent.mkdir(parents=True, exist_ok=True)
+    ranking = hvae_callbacks.RankingMetrics(
+        split.validation.fold_in, split.validation.held_out, history_path=run / "validation.json"
+    )
+    previous_best = ranking.best()
+    return ranking, [
+        hvae_callbacks.ScalarLogs(),  # first: the others read its plain floats
+        hvae_callbacks.StopOnNaN(str(best)),  # raises FloatingPointError naming the step
+        ranking,  # before TensorBoard and the checkpoint: they read its values from `logs`
+        keras.callbacks.TensorBoard(log_dir=str(run / "logs"), update_freq="epoch"),
+        hvae_callbacks.AtomicModelCheckpoint(
+            str(best), monitor="val_ndcg_100", mode="max",
+            save_best_only=True, save_weights_only=True,
+            # After a resume, only an epoch better than those before the crash replaces it.
+            initial_value_threshold=previous_best["val_ndcg_100"] if previous_best else None,
+        ),
+        # In the chief's run folder for every worker; double_checkpoint: a kill while the
+        # backup is written falls back to the one before.
+        hvae_callbacks.SharedBackupAndRestore(
+            str(cfg.run_path / "backup"), writer=chief, restore=chief or not cfg.retrain,
+            every_seconds=cfg.backup_every, double_checkpoint=True),
+        hvae_callbacks.ReplayEpochRandomness(train_ds),  # a resumed run replays the same epochs
+    ]
+
+
+def fit(model, cfg: TrainConfig, split, train_ds, callbacks) -> None:
+    model.fit(
+        # One iterator for the whole fit, reshuffled each pass: epoch e's order is set by the
+        # number of passes drawn before it, which ReplayEpochRandomness replays after a resume.
+        train_ds.repeat(),
+        steps_per_epoch=math.ceil(split.train.shape[0] / cfg.batch_size),
+        epochs=cfg.epochs,
+        verbose=cfg.verbose,
+        shuffle=False,  # the pipeline shuffles, seeded
+        callbacks=callbacks,
+    )
+
+
 def _fit(cfg: TrainConfig, run: Path, folder: RunFolder | None) -> dict:
     keras.utils.set_random_seed(cfg.seed)
     if cfg.deterministic:
@@ -92,39 +137,9 @@ def _fit(cfg: TrainConfig, run: Path, folder: RunFolder | None) -> dict:
         print(describe(cfg, split, embeddings, model))
         folder.write_config()  # only now: a start that failed before this leaves nothing to refuse
 
-    best = run / "checkpoints" / "best.weights.h5"
-    best.parent.mkdir(parents=True, exist_ok=True)
-    ranking = hvae_callbacks.RankingMetrics(
-        split.validation.fold_in, split.validation.held_out, history_path=run / "validation.json"
-    )
-    previous_best = ranking.best()
-    model.fit(
-        # One iterator for the whole fit, reshuffled each pass: epoch e's order is set by the
-        # number of passes drawn before it, which ReplayEpochRandomness replays after a resume.
-        train_ds.repeat(),
-        steps_per_epoch=math.ceil(split.train.shape[0] / cfg.batch_size),
-        epochs=cfg.epochs,
-        verbose=cfg.verbose,
-        shuffle=False,  # the pipeline shuffles, seeded
-        callbacks=[
-            hvae_callbacks.ScalarLogs(),  # first: the others read its plain floats
-            hvae_callbacks.StopOnNaN(str(best)),  # raises FloatingPointError naming the step
-            ranking,  # before TensorBoard and the checkpoint: they read its values from `logs`
-            keras.callbacks.TensorBoard(log_dir=str(run / "logs"), update_freq="epoch"),
-            hvae_callbacks.AtomicModelCheckpoint(
-                str(best), monitor="val_ndcg_100", mode="max",
-                save_best_only=True, save_weights_only=True,
-                # After a resume, only an epoch better than those before the crash replaces it.
-                initial_value_threshold=previous_best["val_ndcg_100"] if previous_best else None,
-            ),
-            # In the chief's run folder for every worker; double_checkpoint: a kill while the
-            # backup is written falls back to the one before.
-            hvae_callbacks.SharedBackupAndRestore(
-                str(cfg.run_path / "backup"), writer=chief, restore=chief or not cfg.retrain,
-                double_checkpoint=True),
-            hvae_callbacks.ReplayEpochRandomness(train_ds),  # a resumed run replays the same epochs
-        ],
-    )
+    ranking, callbacks = fit_callbacks(cfg, run, split, train_ds, chief)
+    fit(model, cfg, split, train_ds, callbacks)
+    best = best_weights(run)
     model.load_weights(str(best))
     final = ranking.compute()
     metrics = {
