@@ -124,3 +124,16 @@ def test_naive_first_layer_computes_the_package_layer(approach):
                             seed_generator=None, training=False)
     np.testing.assert_allclose(naive.first_layer(weights), package.first_layer(weights), rtol=1e-5, atol=1e-6)
     assert not np.allclose(naive.first_layer(weights)[0], naive.first_layer(weights)[3])
+
+
+@pytest.mark.slow
+def test_bench_epoch_times_ours_part_by_part_beside_the_reference(shared_data):
+    out = run_script("bench_epoch.py", "--manual-dir", str(shared_data / "ml-1m"), "--epochs", "2",
+                     "--rounds", "1", "--kinds", "Standard-VAE")
+    reference = re.search(rf"reference Mult-VAE .*: ({NUMBER}) s an epoch", out)
+    ours = re.search(rf"^Standard-VAE\s+({NUMBER})\s+({NUMBER})\s+(.*)$", out, flags=re.MULTILINE)
+    assert reference and ours, out[-3000:]
+    ratio = float(ours.group(1)) / float(reference.group(1))
+    assert ratio == pytest.approx(float(ours.group(2)), abs=0.01)
+    for part in ("training pass", "RankingMetrics", "AtomicModelCheckpoint"):
+        assert part in ours.group(3)
