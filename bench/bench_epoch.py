@@ -270,7 +270,7 @@ def our_epochs(data: Data, kind: str, epochs: int, folder: Path) -> list[dict[st
         fold_in=data.fold_in, held_out=data.held_out))
     embeddings = None if approach is None else random_embeddings(data.n_movies, 3, seed=cfg.seed)
     train_ds = pipeline.padded_batches(data.train, BATCH, seed=cfg.seed)
-    model = build_model(data.n_movies, embeddings, **cfg.part("model"))
+    model = build_model(data.n_movies, embeddings, train_clicks=data.train, **cfg.part("model"))
     model.compile(optimizer=FusedAdam(cfg.lr), jit_compile=False)
     model(next(iter(train_ds)))
     clock = EpochClock()

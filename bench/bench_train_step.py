@@ -243,7 +243,8 @@ def first_layer_gradients(layer, weights, upstream):
     def run():
         with tf.GradientTape() as tape:
             value = tf.reduce_sum(tf.cast(layer(weights), tf.float32) * upstream)
-        return [tf.reduce_sum(g[:1]) for g in tape.gradient(value, layer.trainable_variables)]
+        return [tf.reduce_sum(tf.convert_to_tensor(g)[:1])  # a gathered kernel's gradient is sliced
+                for g in tape.gradient(value, layer.trainable_variables)]
     return run
 
 
@@ -292,7 +293,7 @@ def breakdown(n_movies: int, args, dataset) -> None:
     weights = click_weights(clicks, normalize=True, dropout=0.0, seed_generator=None, training=False)
     upstream = tf.random.normal((args.batch, args.hidden))
     t = min_seconds(dict((
-        ("forward", loss), ("gradients", lambda: [tf.reduce_sum(g[:1]) for g in gradients()]), ("step", step),
+        ("forward", loss), ("gradients", lambda: [tf.reduce_sum(tf.convert_to_tensor(g)[:1]) for g in gradients()]), ("step", step),
         ("decoder output matmuls (fwd + 2 bwd)", decoder_matmuls),
         ("log-softmax fwd+bwd", softmax_and_gradient),
         ("sparse first layer fwd+bwd", first_layer_gradients(model.first_layer, weights, upstream)),

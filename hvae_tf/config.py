@@ -33,6 +33,7 @@ FEATURE_LABELS = {"random": "random", "genre": "genre", "genome": "genome", "imd
 APPROACHES = (1, 2)
 LIKELIHOODS = ("multinomial", "bernoulli")
 ACTIVATIONS = ("tanh", "swish", "relu", "elu", "gelu")
+CLICK_INPUTS = ("auto", "dense", "gathered")
 PROTOCOLS = ("paper", "liang")
 SCHEMES = ("Eval 1", "Eval 2")
 HELD_OUT_SPLITS = ("test", "validation")  # the held-out users an evaluation scores
@@ -117,6 +118,10 @@ class TrainConfig:
     activation: str = setting("tanh", "model", "the hidden layers' activation (Mult-VAE's: tanh; "
                               "RecVAE's encoder: swish)", choices=ACTIVATIONS)
     latent_dim: int = setting(200, "model", rule=AT_LEAST_1)
+    click_input: str = setting("auto", "model", "how the first layer multiplies a batch's clicks: "
+                               "scattered into a dense matmul, or a kernel row gathered per click; "
+                               "auto: dense when users click 0.8%% of the movies or more",
+                               choices=CLICK_INPUTS)
     dropout: float = setting(0.5, "model", "share of a user's clicks dropped from the encoder's "
                              "input in training", rule=RATE)
     normalize_input: bool = setting(True, "model", "feed the click row as is, not L2-normalised",

@@ -4,6 +4,7 @@ formulation of the H-VAE input (outputs and gradients)."""
 import keras
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import tensorflow as tf
 
 from hvae_tf.models.click_input import (
@@ -121,23 +122,21 @@ def test_frozen_embeddings_are_not_trainable():
     np.testing.assert_array_equal(layer.movie_embeddings.numpy(), np.ones((N_MOVIES, EMBEDDING_DIM)))
 
 
-@pytest.mark.parametrize("clicks_per_user", [2, 40])  # below and above DENSE_FROM_DENSITY
-def test_both_ways_of_multiplying_the_clicks_equal_a_sparse_matmul(clicks_per_user):
+@pytest.mark.parametrize("how", ["dense", "gathered"])
+def test_both_ways_of_multiplying_the_clicks_equal_a_sparse_matmul(how):
     """Users without clicks in the middle and at the end of the batch get zero rows either way."""
     n_movies, units = 200, 7
-    rng = np.random.default_rng(clicks_per_user)
-    lists = [sorted(rng.choice(n_movies, clicks_per_user, replace=False)) for _ in range(6)]
+    rng = np.random.default_rng(3)
+    lists = [sorted(rng.choice(n_movies, 12, replace=False)) for _ in range(6)]
     lists[2] = lists[5] = []
     width = max(len(row) for row in lists)
     indices = tf.constant([row + [-1] * (width - len(row)) for row in lists], tf.int64)
     clicks = click_matrix(indices, n_movies)
     weights = tf.SparseTensor(clicks.indices, tf.constant(rng.random(clicks.values.shape[0]), tf.float32),
                               clicks.dense_shape)
-    density = clicks.values.shape[0] / (6 * n_movies)
-    assert (density >= DENSE_FROM_DENSITY) == (clicks_per_user == 40)
     kernel = tf.Variable(rng.normal(size=(n_movies, units)).astype(np.float32))
     results = []
-    for product in (clicks_times, tf.sparse.sparse_dense_matmul):
+    for product in (lambda w, k: clicks_times(w, k, how), tf.sparse.sparse_dense_matmul):
         with tf.GradientTape() as tape:
             out = product(weights, kernel)
             loss = tf.reduce_sum(tf.sin(out))
@@ -146,3 +145,21 @@ def test_both_ways_of_multiplying_the_clicks_equal_a_sparse_matmul(clicks_per_us
     np.testing.assert_allclose(out, expected_out, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(grad, expected_grad, rtol=1e-5, atol=1e-6)
     assert not out[2].any() and not out[5].any()
+
+
+def test_auto_click_input_follows_the_training_clicks_density():
+    from hvae_tf.models import build_model
+
+    def clicks(per_user, n_movies=1000):
+        rows = np.repeat(np.arange(50), per_user)
+        cols = np.concatenate([np.arange(per_user)] * 50)
+        return sp.csr_matrix((np.ones(rows.size, np.float32), (rows, cols)), shape=(50, n_movies))
+
+    small = dict(hidden_dim=4, latent_dim=2)
+    assert DENSE_FROM_DENSITY * 1000 == 8
+    assert build_model(1000, train_clicks=clicks(20), **small).first_layer.click_input == "dense"
+    assert build_model(1000, train_clicks=clicks(4), **small).first_layer.click_input == "gathered"
+    assert build_model(1000, click_input="dense", train_clicks=clicks(4), **small).click_input == "dense"
+    assert build_model(1000, **small).click_input == "gathered"
+    with pytest.raises(ValueError, match="click_input"):
+        ClickDense(10, 3, click_input="auto")

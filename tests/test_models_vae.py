@@ -213,7 +213,8 @@ def test_every_model_flag_reaches_the_model_and_its_saved_config():
     cfg = parse_args(["--features", "none", "--weight-decay", "0.01", "--hidden-dim", "8",
                       "--latent-dim", "2", "--dropout", "0.3", "--anneal-steps", "7",
                       "--anneal-cap", "0.4", "--likelihood", "bernoulli", "--no-normalize-input",
-                      "--seed", "5", "--approach", "2", "--activation", "swish"])
+                      "--seed", "5", "--approach", "2", "--activation", "swish",
+                      "--click-input", "dense"])
     settings = cfg.part("model")
     hybrid_only = {"approach", "trainable_embeddings"}
     model = build_model(N_MOVIES, None, **settings)

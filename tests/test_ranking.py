@@ -1,10 +1,12 @@
-"""Batched ranking metrics against a plain per-user loop that follows the definitions literally."""
+"""Batched ranking metrics against a plain per-user loop that follows the definitions literally, and
+the compiled path (scores, masking and top-k in one tf.function) against the eager one."""
 
 import math
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import tensorflow as tf
 
 from hvae_tf.metrics import ranking
 
@@ -86,3 +88,112 @@ def test_padded_indices_round_trip():
     m = sp.csr_matrix(np.array([[0, 1, 1], [0, 0, 0], [1, 0, 0]], dtype=np.float32))
     padded = ranking.padded_indices(m)
     assert padded.tolist() == [[1, 2], [-1, -1], [0, -1]]
+
+
+def test_hits_ignore_padding_and_explicit_zeros():
+    held = sp.csr_matrix((np.array([1.0, 0.0, 1.0]), np.array([2, 0, 1]), np.array([0, 2, 2, 3])), shape=(3, 4))
+    top = np.array([[2, 0, -1], [1, 2, 3], [-1, 1, 0]])
+    assert ranking._hits(top, held).tolist() == [[True, False, False], [False, False, False], [False, True, False]]
+
+
+# The compiled path (scores, masking and top-k in one tf.function) against the eager one.
+
+
+def summed_rows_scorer(movies, seed=0):
+    """A TF-traceable scorer whose scores are small whole numbers (exact in float32 in any order of
+    summation, so eager and graph give the same bits): many ties, and an empty row scores all 0."""
+    table = tf.constant(np.random.default_rng(seed).integers(0, 3, size=(movies, movies)), tf.float32)
+
+    def scores(indices):
+        indices = tf.convert_to_tensor(indices, tf.int64)
+        rows = tf.gather(table, tf.maximum(indices, 0)) * tf.cast(indices >= 0, tf.float32)[:, :, None]
+        return tf.math.floormod(tf.reduce_sum(rows, axis=1), 4.0)
+
+    return scores
+
+
+def case_with_edge_users(rng, users=40, movies=60):
+    """random_case plus a user with no fold-in (all padding; ties everywhere) but held-out clicks."""
+    _, fold_in, held = random_case(rng, users, movies)
+    fold_in, held = fold_in.tolil(), held.tolil()
+    fold_in[1, :] = 0
+    held[1, :3] = 1
+    fold_in, held = fold_in.tocsr(), held.tocsr()
+    fold_in.eliminate_zeros()
+    return fold_in, held
+
+
+@pytest.mark.parametrize("mask", [True, False])
+@pytest.mark.parametrize("k", [1, 5, 20, 100])
+def test_compiled_path_matches_eager_path_and_reference(k, mask):
+    rng = np.random.default_rng(100 + k + 7 * mask)
+    fold_in, held = case_with_edge_users(rng)
+    scorer = summed_rows_scorer(fold_in.shape[1], seed=k)
+    assert np.diff(held.indptr)[0] == 0 and np.diff(fold_in.indptr)[1] == 0
+    assert (0 < np.diff(held.indptr)).sum() > 5 and (np.diff(held.indptr) < min(k, 5)).any()
+
+    padded = ranking.padded_indices(fold_in)
+    compiled = ranking.compiled_top_k(scorer, k, mask_inputs=mask)(tf.constant(padded)).numpy()
+    eager = ranking.rank_top_k(scorer(padded), k, exclude=fold_in if mask else None)
+    np.testing.assert_array_equal(compiled, eager)
+
+    kwargs = dict(mask_inputs=mask, recall_ks=(k,), ndcg_ks=(k,), batch_size=7)
+    per_user = ranking.score_users(scorer, fold_in, held, traceable=True, **kwargs)
+    want = ranking.score_users(scorer, fold_in, held, **kwargs)
+    want_recall, want_ndcg = reference(scorer(padded).numpy(), fold_in, held, k, mask)
+    for name in want:
+        np.testing.assert_array_equal(per_user[name], want[name])
+    np.testing.assert_allclose(per_user[f"recall@{k}"], want_recall, equal_nan=True)
+    np.testing.assert_allclose(per_user[f"ndcg@{k}"], want_ndcg, equal_nan=True)
+    assert np.isnan(per_user[f"ndcg@{k}"][0]) and not np.isnan(per_user[f"ndcg@{k}"][1])
+
+
+def small_model(kind, movies, seed=0):
+    from hvae_tf.models import HybridVAE, StandardVAE
+
+    common = {"hidden_dim": 16, "latent_dim": 4, "seed": seed}
+    if kind == "standard":
+        return StandardVAE(n_movies=movies, **common)
+    embeddings = np.random.default_rng(seed).normal(size=(movies, 3)).astype(np.float32)
+    return HybridVAE(movie_embeddings=embeddings, approach=1, **common)
+
+
+@pytest.mark.parametrize("kind", ["standard", "hvae1"])
+def test_compiled_path_on_a_keras_model(kind):
+    """Identical metrics to the eager path given the same scores (here the graph's own: a graph's
+    fused matmul + bias can differ from eager Keras in the last bit), and the same up to round-off
+    given the model's eager scores."""
+    rng = np.random.default_rng(5)
+    fold_in, held = case_with_edge_users(rng, users=50, movies=70)
+    model = small_model(kind, 70)
+    kwargs = dict(mask_inputs=True, recall_ks=(5, 20), ndcg_ks=(100,), batch_size=16)
+    per_user = ranking.score_users(model.scores, fold_in, held, traceable=True, **kwargs)
+    graph_scores = tf.function(model.scores, input_signature=[tf.TensorSpec([None, None], tf.int64)])
+    same_scores = ranking.score_users(lambda idx: graph_scores(tf.constant(idx)), fold_in, held, **kwargs)
+    eager = ranking.score_users(model.scores, fold_in, held, **kwargs)
+    for name in per_user:
+        np.testing.assert_array_equal(per_user[name], same_scores[name])
+        assert (~np.isclose(per_user[name], eager[name], equal_nan=True)).sum() <= 2  # a near-tie or two
+
+
+def test_compiled_function_is_traced_once_cached_and_does_not_keep_the_model():
+    import gc
+    import weakref
+
+    def epochs():
+        rng = np.random.default_rng(6)
+        fold_in, held = case_with_edge_users(rng, users=30, movies=40)
+        model = small_model("standard", 40)
+        for _ in range(3):  # as RankingMetrics does every epoch, taking model.scores anew
+            ranking.score_users(model.scores, fold_in, held, traceable=True, batch_size=8)
+        fn = ranking.compiled_top_k(model.scores, 100, mask_inputs=True)
+        assert fn.experimental_get_tracing_count() == 1
+        assert ranking.compiled_top_k(model.scores, 50, mask_inputs=True) is not fn
+        assert ranking.compiled_top_k(model.scores, 100, mask_inputs=False) is not fn
+        return weakref.ref(model)
+
+    # (Checked once the frame that held the model has returned: tracing snapshots the locals of the
+    # frames that call it, which keeps them until those frames end.)
+    alive = epochs()
+    gc.collect()
+    assert alive() is None

@@ -6,10 +6,20 @@ Definitions (the Hybrid-VAE paper's, which are Liang et al. 2018's):
                of that user (min(R, |I_u|) hits at the top) -- per user, not a global maximum.
 Ties in the scores are broken towards the lower movie index (tf.math.top_k's documented rule), so
 results do not depend on the platform. Users without held-out clicks are excluded and counted.
+
+Two paths from scores to top lists, with the same results on the same scores:
+- `score_users(score_fn, ...)`: any scorer, a numpy one (the baselines) included; the scores come
+  back to the host and `rank_top_k` masks and ranks them eagerly.
+- `score_users(score_fn, ..., traceable=True)`: a TF-traceable scorer (a Keras model's `scores`);
+  scoring, masking and ranking run in one tf.function (`compiled_top_k`) and only the batch x
+  depth top list comes back. Scores computed inside a graph can differ from eager ones in the last
+  bit (Grappler fuses a Dense layer's matmul and bias add), so a near-tie may order differently.
 """
 
 from __future__ import annotations
 
+import inspect
+import weakref
 from typing import Callable, Iterable
 
 import numpy as np
@@ -31,30 +41,41 @@ def rank_top_k(scores, k: int, exclude: sp.csr_matrix | None = None) -> np.ndarr
 
 
 def _hits(top: np.ndarray, held_out: sp.csr_matrix) -> np.ndarray:
-    """hits[u, r] = 1 when the r-th ranked movie of user u is held out (only this batch is dense).
+    """hits[u, r] = 1 when the r-th ranked movie of user u is held out (nonzero in `held_out`).
 
-    A -1 in `top` (a served model that had fewer than k movies to offer) is never a hit.
+    A -1 in `top` (a served model that had fewer than k movies to offer) is never a hit. A lookup
+    of (user, movie) keys in the batch's sorted held-out keys: no batch x movies array is built.
     """
-    truth = np.zeros((held_out.shape[0], held_out.shape[1] + 1), dtype=bool)
-    truth[:, :-1] = held_out.astype(bool).toarray()
-    return np.take_along_axis(truth, np.where(top < 0, held_out.shape[1], top), axis=1)
+    n_rows, n_cols = held_out.shape
+    top = np.asarray(top)
+    rows = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(held_out.indptr))
+    keys = np.sort((rows * (n_cols + 1) + held_out.indices)[held_out.data != 0])
+    queries = np.arange(n_rows, dtype=np.int64)[:, None] * (n_cols + 1) + np.where(top < 0, n_cols, top)
+    if keys.size == 0:
+        return np.zeros(queries.shape, dtype=bool)
+    return keys[np.minimum(np.searchsorted(keys, queries), keys.size - 1)] == queries
 
 
-def recall_at_k(top: np.ndarray, held_out: sp.csr_matrix, k: int) -> np.ndarray:
-    n_true = np.diff(held_out.indptr)
-    hits = _hits(top[:, :k], held_out).sum(axis=1)
+def _recall(hits: np.ndarray, n_true: np.ndarray, k: int) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n_true > 0, hits / np.minimum(k, n_true), np.nan)
+        return np.where(n_true > 0, hits[:, :k].sum(axis=1) / np.minimum(k, n_true), np.nan)
 
 
-def ndcg_at_k(top: np.ndarray, held_out: sp.csr_matrix, k: int) -> np.ndarray:
-    n_true = np.diff(held_out.indptr)
+def _ndcg(hits: np.ndarray, n_true: np.ndarray, k: int) -> np.ndarray:
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    hits = _hits(top[:, :k], held_out)
+    hits = hits[:, :k]
     dcg = hits @ discounts[: hits.shape[1]]
     ideal = np.concatenate([[0.0], np.cumsum(discounts)])[np.minimum(n_true, k)]
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n_true > 0, dcg / ideal, np.nan)
+
+
+def recall_at_k(top: np.ndarray, held_out: sp.csr_matrix, k: int) -> np.ndarray:
+    return _recall(_hits(np.asarray(top)[:, :k], held_out), np.diff(held_out.indptr), k)
+
+
+def ndcg_at_k(top: np.ndarray, held_out: sp.csr_matrix, k: int) -> np.ndarray:
+    return _ndcg(_hits(np.asarray(top)[:, :k], held_out), np.diff(held_out.indptr), k)
 
 
 def score_users(
@@ -66,19 +87,32 @@ def score_users(
     recall_ks: Iterable[int] = (20, 50),
     ndcg_ks: Iterable[int] = (100,),
     batch_size: int = 1000,
+    traceable: bool = False,
 ) -> dict[str, np.ndarray]:
     """Per-user metric vectors (NaN for users with nothing held out).
 
     `score_fn` maps a padded int64 index batch (-1 = padding) to scores over all movies.
     Eval 2 (Liang's protocol) passes the fold-in as `inputs` with `mask_inputs=True`; Eval 1 passes
     the whole history as both inputs and held_out, unmasked.
+
+    `traceable=True` scores, masks and ranks each batch in one tf.function (`compiled_top_k`), for
+    a `score_fn` TensorFlow can trace (a Keras model's `scores`, not a numpy scorer). The function
+    is compiled once per (score_fn, depth, mask_inputs) and reused by later calls: pass a bound
+    method (`model.scores`) or a long-lived function, not a new lambda each time, which would be
+    traced again on every call.
     """
     recall_ks, ndcg_ks = tuple(recall_ks), tuple(ndcg_ks)
     depth = max(recall_ks + ndcg_ks)
 
-    def top_lists(batch_in):
-        scores = score_fn(padded_indices(batch_in))
-        return rank_top_k(scores, depth, exclude=batch_in if mask_inputs else None)
+    if traceable:
+        ranked = compiled_top_k(score_fn, depth, mask_inputs)
+
+        def top_lists(batch_in):
+            return ranked(tf.constant(padded_indices(batch_in))).numpy()
+    else:
+        def top_lists(batch_in):
+            scores = score_fn(padded_indices(batch_in))
+            return rank_top_k(scores, depth, exclude=batch_in if mask_inputs else None)
 
     return score_top_lists(top_lists, inputs, held_out, recall_ks=recall_ks, ndcg_ks=ndcg_ks,
                            batch_size=batch_size)
@@ -103,11 +137,12 @@ def score_top_lists(
     out.update({f"ndcg@{k}": np.empty(n) for k in ndcg_ks})
     for start in range(0, n, batch_size):
         rows = slice(start, min(start + batch_size, n))
-        top, batch_true = top_fn(inputs[rows]), held_out[rows]
+        batch_true = held_out[rows]
+        hits, n_true = _hits(top_fn(inputs[rows]), batch_true), np.diff(batch_true.indptr)
         for k in recall_ks:
-            out[f"recall@{k}"][rows] = recall_at_k(top, batch_true, k)
+            out[f"recall@{k}"][rows] = _recall(hits, n_true, k)
         for k in ndcg_ks:
-            out[f"ndcg@{k}"][rows] = ndcg_at_k(top, batch_true, k)
+            out[f"ndcg@{k}"][rows] = _ndcg(hits, n_true, k)
     return out
 
 
@@ -130,3 +165,72 @@ def summarize(per_user: dict[str, np.ndarray]) -> dict[str, float]:
     summary["users"] = int(valid.sum())
     summary["users_excluded"] = int((~valid).sum())
     return summary
+
+
+# ----------------------------------------------------------------------------------------------
+# The compiled path: scores, masking and top-k in one tf.function.
+
+# Compiled functions per scorer owner (the model of a bound method, or the function itself), held
+# weakly: an entry goes when its model does, and the function holds its scorer only weakly, so the
+# cache never keeps a model alive (a grid trains many in one process).
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def compiled_top_k(score_fn: Callable, depth: int,
+                   mask_inputs: bool = True) -> tf.types.experimental.PolymorphicFunction:
+    """A tf.function: padded int64 fold-in indices [batch, len] (-1 = padding) -> int32 [batch,
+    min(depth, n_movies)] column indices of the best movies, best first.
+
+    It computes `score_fn(indices)` (which must be TF-traceable, e.g. a Keras model's `scores`),
+    sets each user's input movies (read from the indices themselves) to -inf when `mask_inputs`,
+    and ranks them as `rank_top_k` does: the same lists on the same scores, ties to the lower
+    index. Only the top lists leave the function. Compiled once per (score_fn, depth, mask_inputs)
+    and cached; a bound method is keyed on its object and function, so `model.scores` taken anew
+    each epoch finds the same compiled function.
+    """
+    depth, mask_inputs = int(depth), bool(mask_inputs)
+    if depth < 1:
+        raise ValueError(f"depth must be at least 1, got {depth}")
+    if inspect.ismethod(score_fn):
+        owner, key, make_ref = score_fn.__self__, (score_fn.__func__, depth, mask_inputs), weakref.WeakMethod
+    else:
+        owner, key, make_ref = score_fn, (None, depth, mask_inputs), weakref.ref
+    try:
+        per_owner = _COMPILED.setdefault(owner, {})
+        ref = make_ref(score_fn)
+    except TypeError:  # neither weakly referenceable nor hashable: compiled for this call only
+        return _compile(lambda: score_fn, depth, mask_inputs)
+    if key not in per_owner:
+        per_owner[key] = _compile(ref, depth, mask_inputs)
+    return per_owner[key]
+
+
+def _compile(score_fn_ref: Callable[[], Callable | None], depth: int, mask_inputs: bool):
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int64, name="indices")])
+    def ranked(indices):
+        score_fn = score_fn_ref()
+        if score_fn is None:
+            raise ReferenceError("the scorer this ranking function was compiled for no longer exists")
+        scores = tf.cast(score_fn(indices), tf.float32)
+        if mask_inputs:
+            scores = mask_clicked(scores, indices)
+        return top_k_indices(scores, depth)
+
+    return ranked
+
+
+def mask_clicked(scores: tf.Tensor, indices: tf.Tensor) -> tf.Tensor:
+    """`scores` [batch, n_movies] with each row's movies in padded `indices` (-1 = padding) at -inf."""
+    indices = tf.cast(indices, tf.int64)
+    positions = tf.where(indices >= 0)
+    movies = tf.gather_nd(indices, positions)
+    updates = tf.fill(tf.shape(movies), tf.constant(-np.inf, scores.dtype))
+    return tf.tensor_scatter_nd_update(scores, tf.stack([positions[:, 0], movies], axis=1), updates)
+
+
+def top_k_indices(scores: tf.Tensor, k: int) -> tf.Tensor:
+    """Column indices [batch, min(k, n_movies)] (int32) of each row's best scores, best first, ties
+    to the lower index: tf.math.top_k, as `rank_top_k` ranks."""
+    n_movies = scores.shape[1]
+    k = tf.minimum(k, tf.shape(scores)[1]) if n_movies is None else min(k, int(n_movies))
+    return tf.math.top_k(scores, k, sorted=True).indices

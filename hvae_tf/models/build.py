@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import scipy.sparse as sp
+
+from hvae_tf.models.click_input import DENSE_FROM_DENSITY
 from hvae_tf.models.hybrid import HybridVAE
 from hvae_tf.models.vae import StandardVAE
 
 
+def click_density(clicks: sp.spmatrix) -> float:
+    """The share of the movies a user clicks, on average: what decides the first layer's product."""
+    return clicks.nnz / max(clicks.shape[0] * clicks.shape[1], 1)
+
+
 def build_model(n_movies: int, movie_embeddings=None, *, approach: int = 1,
-                trainable_embeddings: bool = False, **settings) -> StandardVAE:
+                trainable_embeddings: bool = False, click_input: str = "auto",
+                train_clicks: sp.spmatrix | None = None, **settings) -> StandardVAE:
     """Without movie embeddings the Standard-VAE (the H-VAE's own settings are then unused);
-    with them the Hybrid-VAE. `settings` are StandardVAE's constructor arguments."""
+    with them the Hybrid-VAE. `settings` are StandardVAE's constructor arguments; click_input
+    "auto" becomes "dense" or "gathered" by the density of `train_clicks` (gathered without them)."""
+    if click_input == "auto":
+        dense = train_clicks is not None and click_density(train_clicks) >= DENSE_FROM_DENSITY
+        click_input = "dense" if dense else "gathered"
+    settings["click_input"] = click_input
     if movie_embeddings is None:
         return StandardVAE(n_movies=n_movies, **settings)
     return HybridVAE(movie_embeddings, approach=approach, trainable_embeddings=trainable_embeddings,

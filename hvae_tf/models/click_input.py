@@ -78,8 +78,13 @@ def click_weights(
 class ClickDense(keras.layers.Layer):
     """Mult-VAE's first encoder layer on a sparse click-weight matrix: act(x W + b)."""
 
-    def __init__(self, n_movies: int, units: int, activation="tanh", seed: int | None = None, **kwargs):
+    def __init__(self, n_movies: int, units: int, activation="tanh", seed: int | None = None,
+                 click_input: str = "gathered", **kwargs):
         super().__init__(**kwargs)
+        if click_input not in CLICK_PRODUCTS:
+            raise ValueError(f"click_input must be one of {', '.join(CLICK_PRODUCTS)}, got {click_input!r} "
+                             "(build_model resolves 'auto' from the training data)")
+        self.click_input = click_input
         self.n_movies = int(n_movies)
         self.units = int(units)
         self.activation = keras.activations.get(activation)
@@ -101,38 +106,32 @@ class ClickDense(keras.layers.Layer):
         return self.kernel
 
     def call(self, weights: tf.SparseTensor) -> tf.Tensor:
-        return self.activation(clicks_times(weights, self.movie_kernel()) + self.bias)
+        return self.activation(clicks_times(weights, self.movie_kernel(), self.click_input) + self.bias)
 
 
-# From this share of clicked entries on, a batch's dense matmul is cheaper than gathering a kernel
-# row per click (about where the two cross on a CPU: `python bench/bench_train_step.py` times
-# both); ML-20M's users click 0.4% of the movies, ml-1m's 1.4%.
+# The two ways of multiplying a batch's clicks, both faster on a CPU than
+# tf.sparse.sparse_dense_matmul (`python bench/bench_train_step.py --breakdown` times them).
+CLICK_PRODUCTS = ("dense", "gathered")
+# From this share of the movies clicked per user on, the dense matmul is the cheaper (about where
+# the two cross on a CPU); ML-20M's users click 0.4% of the movies, ml-1m's 2.7%.
 DENSE_FROM_DENSITY = 0.008
 
 
-def clicks_times(weights: tf.SparseTensor, kernel: tf.Tensor) -> tf.Tensor:
-    """weights [batch, n] @ kernel [n, units], the cheaper way for the batch's density.
+def clicks_times(weights: tf.SparseTensor, kernel: tf.Tensor, how: str = "gathered") -> tf.Tensor:
+    """weights [batch, n] @ kernel [n, units].
 
-    Sparse batches gather one kernel row per click and sum them per user (sorted segments: the
-    rows of click_matrix come in order), which TF's CPU kernels run faster than
-    tf.sparse.sparse_dense_matmul and whose gradient reaches only the clicked rows; dense ones
-    are scattered into [batch, n] and multiplied, which wins once a batch clicks many movies.
+    "gathered" takes one kernel row per click and sums them per user (sorted segments: the rows
+    of click_matrix come in order), so its cost follows the clicks and its gradient reaches only
+    the clicked rows; "dense" scatters the batch into [batch, n] and multiplies, which wins once
+    users click many of the movies. Fixed per model rather than chosen per batch, so that a batch
+    split over replicas is computed the same way as the whole batch.
     """
-    batch = tf.cast(weights.dense_shape[0], tf.int32)
-    n_movies = tf.cast(tf.shape(kernel)[0], tf.int64)
-    density = tf.cast(tf.size(weights.values), tf.float32) / tf.cast(
-        tf.maximum(weights.dense_shape[0] * n_movies, 1), tf.float32)
-
-    def dense():
+    if how == "dense":
         return tf.matmul(tf.scatter_nd(weights.indices, weights.values, weights.dense_shape), kernel)
-
-    def gathered():
-        rows = weights.indices[:, 0]
-        summed = tf.math.segment_sum(tf.gather(kernel, weights.indices[:, 1]) * weights.values[:, None], rows)
-        # Users after the last one with a click have no segment: their rows are zero.
-        return tf.pad(summed, [[0, batch - tf.shape(summed)[0]], [0, 0]])
-
-    return tf.cond(density >= DENSE_FROM_DENSITY, dense, gathered)
+    rows = weights.indices[:, 0]
+    summed = tf.math.segment_sum(tf.gather(kernel, weights.indices[:, 1]) * weights.values[:, None], rows)
+    # Users after the last one with a click have no segment: their rows are zero.
+    return tf.pad(summed, [[0, tf.cast(weights.dense_shape[0], tf.int32) - tf.shape(summed)[0]], [0, 0]])
 
 
 class _EmbeddingClickDense(ClickDense):

@@ -57,6 +57,7 @@ class HybridVAE(StandardVAE):
             self.hidden_dim,
             trainable_embeddings=self.trainable_embeddings,
             activation=activation,
+            click_input=self.click_input,
             seed=seed,
             name="encoder_hidden",
         )

@@ -46,6 +46,7 @@ class StandardVAE(VariationalAutoencoder):
         anneal_steps: int = 200_000,
         anneal_cap: float = 0.2,
         weight_decay: float = 0.0,
+        click_input: str = "gathered",
         seed: int | None = None,
         **kwargs,
     ):
@@ -63,6 +64,7 @@ class StandardVAE(VariationalAutoencoder):
         self.normalize_input = bool(normalize_input)
         self.annealing = LinearKLAnnealing(int(anneal_steps), float(anneal_cap))
         self.weight_decay = float(weight_decay)
+        self.click_input = click_input  # read by _make_first_layer
         self.seed = seed
 
         self.first_layer = self._make_first_layer(_seed(seed, 0), activation)
@@ -95,7 +97,7 @@ class StandardVAE(VariationalAutoencoder):
     def _make_first_layer(self, seed: int | None, activation: str) -> ClickDense:
         """The encoder's first layer over the clicks; the Hybrid-VAE's sees movie embeddings too."""
         return ClickDense(self.n_movies, self.hidden_dim, activation=activation, seed=seed,
-                          name="encoder_hidden")
+                          click_input=self.click_input, name="encoder_hidden")
 
     @property
     def jit_compile(self):

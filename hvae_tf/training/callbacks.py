@@ -63,9 +63,10 @@ class RankingMetrics(keras.callbacks.Callback):
         return max(self.history, key=lambda h: h[key], default=None)
 
     def compute(self) -> dict[str, float]:
+        # Compiled once (scores, fold-in mask and top-k in one tf.function); later epochs reuse it.
         per_user = ranking.score_users(
-            lambda idx: self.model.scores(idx),
-            self.fold_in, self.held_out, mask_inputs=True, batch_size=self.batch_size,
+            self.model.scores, self.fold_in, self.held_out,
+            mask_inputs=True, batch_size=self.batch_size, traceable=True,
         )
         summary = ranking.summarize(per_user)
         return {f"{self.prefix}{name.replace('@', '_')}": value for name, value in summary.items()

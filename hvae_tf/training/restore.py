@@ -66,7 +66,7 @@ def load_run(path: str | Path, verbose: bool = False, allow_unfinished: bool = F
             "changed since; retrain it (train.py ... --retrain) or restore the data"
         )
     embeddings = movie_embeddings(cfg, data, split)
-    model = build_model(split.n_movies, embeddings, **cfg.part("model"))
+    model = build_model(split.n_movies, embeddings, train_clicks=split.train, **cfg.part("model"))
     model(padded_indices(split.train[:2]))
     model.load_weights(str(weights))
     return Run(path, cfg, data, split, embeddings, model, finished=metrics is not None)

@@ -128,7 +128,7 @@ def _fit(cfg: TrainConfig, run: Path, folder: RunFolder | None) -> dict:
     train_ds = pipeline.padded_batches(split.train, cfg.batch_size, seed=cfg.seed)
 
     with strategy.scope():
-        model = build_model(split.n_movies, embeddings, **cfg.part("model"))
+        model = build_model(split.n_movies, embeddings, train_clicks=split.train, **cfg.part("model"))
         model.compile(optimizer=FusedAdam(cfg.lr), jit_compile=False)
         # Called once inside the scope, before fit: Keras 3's fit under a strategy fails on a model
         # it has to build itself (the sparse input is made inside the model).
