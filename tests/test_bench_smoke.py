@@ -39,6 +39,8 @@ def test_gpu_check_small_runs_every_section_on_cpu():
     for section in ("== float32", "== mixed_bfloat16", "== MirroredStrategy", "== large batch", "== op determinism"):
         assert section in out
     assert "0 section(s) failed" in out
+    assert re.search(r"evaluation of 10,000 users: [\d.]+ s \(target < 0.5 s: (met|MISSED)\)", out)
+    assert re.search(r"ML-20M-scale epoch .*: [\d.]+ s \(target < 2.0 s: (met|MISSED)\)", out)
     for kind in ("standard", "hvae1", "hvae2", "naive-hvae1"):
         speeds = users_per_second(out, kind)
         assert speeds and all(s > 0 for s in speeds), kind
