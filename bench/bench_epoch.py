@@ -36,7 +36,7 @@ import tensorflow as tf
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, when run as a script
 
 import keras  # noqa: E402
-from synthetic_clicks import fold_in_split, liang_like_clicks  # noqa: E402
+from synthetic_clicks import LIANG_MOVIES, LIANG_USERS, fold_in_split, liang_like_clicks  # noqa: E402
 
 from hvae_tf.config import TrainConfig  # noqa: E402
 from hvae_tf.data import pipeline  # noqa: E402
@@ -75,7 +75,7 @@ def ml1m(manual_dir: str, data_dir: str) -> Data:
 
 
 def ml20m_scale() -> Data:
-    users = liang_like_clicks(seed=0)
+    users = liang_like_clicks(LIANG_USERS, LIANG_MOVIES, seed=0)
     train, validation = users[10_000:], users[:10_000]
     fold_in, held_out = fold_in_split(validation, seed=1)
     return Data(train.tocsr(), fold_in, held_out,
