@@ -98,15 +98,15 @@ def evaluate_run(path, split_name: str = "test", masked: bool = True, allow_unfi
     held_out_users(None, split_name)  # a wrong name fails before any work
     options = dict(split_name=split_name, masked=masked, recall_ks=recall_ks, ndcg_ks=ndcg_ks)
     metrics = finished_metrics(path)
-    if metrics and metrics.get("split_fingerprint") and weights_file(path).exists():
+    weights = {"weights": file_digest(weights_file(path))} if weights_file(path).exists() else {}
+    if metrics and metrics.get("split_fingerprint") and weights:
         # A finished run's key needs no data: reuse without loading the release.
-        key = evaluation_key({"weights": file_digest(weights_file(path))},
-                             split_fingerprint=metrics["split_fingerprint"], **options)
-        if cached(folder, key) is not None:
-            return cached(folder, key)
+        reused = cached(folder, evaluation_key(weights, split_fingerprint=metrics["split_fingerprint"],
+                                               **options))
+        if reused is not None:
+            return reused
     run = load_run(path, allow_unfinished=allow_unfinished)
-    key = evaluation_key({"weights": file_digest(weights_file(path))},
-                         split_fingerprint=run.split.fingerprint(), **options)
+    key = evaluation_key(weights, split_fingerprint=run.split.fingerprint(), **options)
     return evaluate_scorer(run.model.scores, held_out_users(run.split, split_name), folder, key,
                            metadata={"model": run.config.model_name, "fold": run.config.fold,
                                      "finished": run.finished})
