@@ -10,10 +10,12 @@ import json
 import math
 import os
 import time
+import weakref
 from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from hvae_tf.io import write_atomic
 from hvae_tf.metrics import ranking
@@ -82,10 +84,21 @@ class RankingMetrics(keras.callbacks.Callback):
             logs.update(values)
 
 
+_FINITE_CHECKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
 def non_finite_weights(model) -> list[str]:
-    """Names of the model's weights holding NaN or inf (none, for weights one may keep)."""
-    return [w.path for w in model.weights
-            if w.dtype.startswith("float") and not np.isfinite(keras.ops.convert_to_numpy(w)).all()]
+    """Names of the model's weights holding NaN or inf (none, for weights one may keep).
+
+    One compiled call per check, answering a flag per weight: copying every weight to the host
+    would cost more than the rest of an epoch's end on a small model. Traced once per model.
+    """
+    weights = [w for w in model.weights if w.dtype.startswith("float")]
+    check = _FINITE_CHECKS.get(model)
+    if check is None:
+        check = _FINITE_CHECKS[model] = tf.function(
+            lambda: tf.stack([tf.reduce_all(tf.math.is_finite(w)) for w in weights]))
+    return [w.path for w, finite in zip(weights, check().numpy()) if not finite]
 
 
 def require_finite_weights(model, what: str) -> None:
