@@ -82,7 +82,7 @@ def command_run(args) -> None:
         else:
             result = harness.evaluate_run(path, args.split, masked=not args.unmasked,
                                           allow_unfinished=args.unfinished, **options)
-        unfinished = not (path / "saved_model.pb").exists() and not (path / "metrics.json").exists()
+        unfinished = not (path / "saved_model.pb").exists() and harness.finished_metrics(path) is None
         print(f"{path} ({args.split} users)"
               + ("  ** UNFINISHED RUN: its best checkpoint so far, not its result **" if unfinished else ""))
         for scheme, summary in result.items():

@@ -209,6 +209,11 @@ class TrainConfig:
         return found
 
 
+def describe_differences(diff: dict[str, tuple]) -> str:
+    """"field: saved -> asked, ..." for the (saved, asked) pairs `differences` returns."""
+    return ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in sorted(diff.items()))
+
+
 def flag_of(name: str) -> str:
     """The command-line flag of a TrainConfig field."""
     return f"--{name.replace('_', '-')}"

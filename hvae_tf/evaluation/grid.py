@@ -15,7 +15,7 @@ import keras
 import numpy as np
 
 from hvae_tf.baselines import DEFAULT_L2_GRID, EASE, Popularity
-from hvae_tf.config import HYBRID_FEATURES, SCHEMES, TrainConfig
+from hvae_tf.config import HYBRID_FEATURES, SCHEMES, TrainConfig, describe_differences
 from hvae_tf.data import prepare
 from hvae_tf.evaluation import harness
 from hvae_tf.evaluation.significance import compare, load_per_user
@@ -48,9 +48,9 @@ def run_cell(base: TrainConfig, out: Path, fold: int, features: str, approach: i
     if saved.exists():
         diff = cfg.result_differences(TrainConfig.from_json(saved.read_text()))
         if diff:
-            listing = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in sorted(diff.items()))
             raise ValueError(
-                f"{cfg.run_dir} holds a grid cell made with other settings ({listing}): pass "
+                f"{cfg.run_dir} holds a grid cell made with other settings "
+                f"({describe_differences(diff)}): pass "
                 "another --out for these settings, or delete that folder to train it again")
     keras.backend.clear_session()
     train(cfg)  # reports a finished run instead of training it again

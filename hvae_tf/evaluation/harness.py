@@ -79,10 +79,14 @@ def evaluate_scorer(
     return summaries
 
 
-def held_out_users(split: Split | None, name: str) -> HeldOutUsers | None:
+def check_split_name(name: str) -> None:
     if name not in HELD_OUT_SPLITS:
         raise ValueError(f"--split {name!r}: choose {' or '.join(HELD_OUT_SPLITS)}")
-    return None if split is None else getattr(split, name)
+
+
+def held_out_users(split: Split, name: str) -> HeldOutUsers:
+    check_split_name(name)
+    return getattr(split, name)
 
 
 def evaluation_folder(base: Path, split_name: str, masked: bool) -> Path:
@@ -95,7 +99,7 @@ def evaluate_run(path, split_name: str = "test", masked: bool = True, allow_unfi
     finished is refused unless `allow_unfinished`, and its result is then marked unfinished."""
     path = Path(path)
     folder = evaluation_folder(path, split_name, masked)
-    held_out_users(None, split_name)  # a wrong name fails before any work
+    check_split_name(split_name)  # a wrong name fails before any work
     options = dict(split_name=split_name, masked=masked, recall_ks=recall_ks, ndcg_ks=ndcg_ks)
     metrics = finished_metrics(path)
     weights = {"weights": file_digest(weights_file(path))} if weights_file(path).exists() else {}

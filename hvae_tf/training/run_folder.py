@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 
-from hvae_tf.config import TrainConfig
+from hvae_tf.config import TrainConfig, describe_differences
 from hvae_tf.io import write_atomic
 
 LOCK = ".lock"
@@ -57,9 +57,9 @@ class RunFolder:
             return
         diff = self.cfg.differences(TrainConfig.from_json(saved.read_text()))
         if diff:
-            listing = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in sorted(diff.items()))
             raise ValueError(
-                f"--run-dir {self.path} holds a run with another configuration ({listing}); "
+                f"--run-dir {self.path} holds a run with another configuration "
+                f"({describe_differences(diff)}); "
                 "pass another --run-dir, or delete that folder to start over"
             )
 
