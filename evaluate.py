@@ -4,6 +4,7 @@
     python evaluate.py saved_models/NAME/VERSION     Eval 2 through the SavedModel's signature
     python evaluate.py compare RUN_A RUN_B           paired t-test and Wilcoxon on the same fold
     python evaluate.py grid --dataset 1m --manual-dir DIR --out results/1m [train.py flags]
+    python evaluate.py tune --out tuning/1m --trials 30 [train.py flags]   search on validation users
     python evaluate.py plots RUN_DIR                 user clusters, movie space, curves, projector
     python evaluate.py nearest RUN_DIR "Toy Story (1995)" [-k 10]
     python evaluate.py embeddings --dataset 1m --manual-dir DIR --features genre [train.py flags]
@@ -18,10 +19,10 @@ import sys
 from pathlib import Path
 
 # TensorFlow-free: the commands parse their flags before TensorFlow loads.
-from hvae_tf.config import APPROACHES, HELD_OUT_SPLITS, HYBRID_FEATURES, config_from_args
+from hvae_tf.config import APPROACHES, HELD_OUT_SPLITS, HYBRID_FEATURES, TrainConfig, config_from_args
 from hvae_tf.config import build_parser as train_parser
 
-COMMANDS = ("run", "compare", "grid", "plots", "nearest", "embeddings")
+COMMANDS = ("run", "compare", "grid", "tune", "plots", "nearest", "embeddings")
 
 
 def add_metric_flags(p: argparse.ArgumentParser) -> None:
@@ -52,6 +53,23 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2])
     grid.add_argument("--approaches", type=int, nargs="+", choices=APPROACHES, default=list(APPROACHES))
     grid.add_argument("--feature-sets", nargs="+", default=list(HYBRID_FEATURES), choices=HYBRID_FEATURES)
+    tune = sub.add_parser("tune", parents=[train_parser(add_help=False)],
+                          help="search train.py's settings (Optuna), scored on validation users only")
+    tune.add_argument("--out", required=True, help="folder for the study (study.db), its trials' "
+                      "runs, trials.md/csv, best.json and best_command.txt")
+    tune.add_argument("--trials", type=int, default=30, help="trials to complete or prune in all, "
+                      "those of earlier runs of this command included (default 30)")
+    tune.add_argument("--space", help="the search space, replacing the default one: JSON (or a "
+                      ".json file) mapping settings to distributions, e.g. "
+                      "'{\"lr\": [\"log\", 1e-4, 3e-3], \"dropout\": [\"float\", 0.2, 0.7], "
+                      "\"batch_size\": [\"int\", 25, 500, \"log\"], "
+                      "\"hidden_dim\": [\"cat\", [300, 600, 1000]]}'")
+    tune.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
+    tune.add_argument("--prune-startup-trials", type=int, default=5,
+                      help="trials that finish before the median pruner stops any (default 5)")
+    tune.add_argument("--prune-warmup-epochs", type=int, default=10,
+                      help="epochs a trial runs before it can be pruned (default 10)")
+    tune.add_argument("--no-pruning", action="store_true", help="run every trial to the end")
     plots = sub.add_parser("plots", help="the paper's figures and embedding numbers for a run")
     plots.add_argument("run_dir")
     plots.add_argument("--seed", type=int, default=0)
@@ -112,6 +130,41 @@ def command_grid(parser, args) -> None:
              approaches=tuple(args.approaches))
 
 
+def command_tune(parser, args) -> None:
+    from hvae_tf.evaluation.search_space import parse_space
+
+    base = config_from_args(parser, args)
+    for flag, value, minimum in (("--trials", args.trials, 1), ("--prune-startup-trials",
+                                 args.prune_startup_trials, 0),
+                                 ("--prune-warmup-epochs", args.prune_warmup_epochs, 0)):
+        if value < minimum:
+            parser.error(f"{flag} must be a whole number >= {minimum}, got {value}")
+    if args.timeout is not None and not args.timeout > 0:
+        parser.error(f"--timeout must be a number of seconds > 0, got {args.timeout}")
+    if args.run_dir is not None:
+        parser.error("--run-dir: tune puts each trial's run folder under --out/trials/; drop it")
+    if args.export_dir != TrainConfig.__dataclass_fields__["export_dir"].default:
+        parser.error("--export-dir: tune exports each trial under --out/trials/<trial>/saved_models; "
+                     "drop it")
+    if base.retrain:
+        parser.error("--retrain: a search resumes its trials' runs; pass a new --out to start afresh")
+    if base.strategy == "multiworker":
+        parser.error("--strategy multiworker: tune runs its trials in this one process")
+    space = None
+    if args.space is not None:
+        try:
+            space = parse_space(args.space, base)
+        except ValueError as error:
+            parser.error(f"--space: {error}")
+    import optuna
+
+    from hvae_tf.evaluation import tuning  # TensorFlow loads only once the flags are checked
+
+    pruner = (optuna.pruners.NopPruner() if args.no_pruning
+              else tuning.median_pruner(args.prune_startup_trials, args.prune_warmup_epochs))
+    tuning.run_study(base, args.out, space, n_trials=args.trials, timeout=args.timeout, pruner=pruner)
+
+
 def command_plots(args) -> None:
     from hvae_tf.analysis.report import write_report
 
@@ -135,8 +188,9 @@ def main(argv=None) -> int:
     parser, args = parse(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # as train.py: no C++ start-up notes
     try:
-        if args.command in ("grid", "embeddings"):
-            {"grid": command_grid, "embeddings": command_embeddings}[args.command](parser, args)
+        if args.command in ("grid", "tune", "embeddings"):
+            {"grid": command_grid, "tune": command_tune,
+             "embeddings": command_embeddings}[args.command](parser, args)
         else:
             {"run": command_run, "compare": command_compare, "plots": command_plots,
              "nearest": command_nearest}[args.command](args)

@@ -28,6 +28,8 @@ INSTALL_REQUIRES = [
     "tqdm>=4.66",
     # Peak-memory readings in the benchmarks.
     "psutil>=5.9",
+    # evaluate.py tune: TPE sampling, median pruning, a SQLite study that survives a kill; no hand-made loop.
+    "optuna>=3.5",
 ]
 
 setup(

@@ -2,6 +2,7 @@
 
     python bench/bench_epoch.py --manual-dir ../shared/data/ml-1m        # ml-1m, liang, 10% users
     python bench/bench_epoch.py --ml20m --epochs 2 --rounds 1            # 136,677 x 20,108 synthetic
+    python bench/bench_epoch.py --manual-dir ../shared/data/ml-1m --recipes recvae vasp --epochs 4
 
 An epoch is one training pass plus validation NDCG@100, as each implementation reports it.
 Ours is `model.fit` with train.py's own callbacks (`run.fit_callbacks`: TensorBoard, ranking,
@@ -38,7 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, when r
 import keras  # noqa: E402
 from synthetic_clicks import LIANG_MOVIES, LIANG_USERS, fold_in_split, liang_like_clicks  # noqa: E402
 
-from hvae_tf.config import TrainConfig  # noqa: E402
+from hvae_tf import recipes  # noqa: E402
+from hvae_tf.baselines.ease import closed_form, gram_matrix  # noqa: E402
+from hvae_tf.config import RECIPES, TrainConfig  # noqa: E402
 from hvae_tf.data import pipeline  # noqa: E402
 from hvae_tf.features import random_embeddings  # noqa: E402
 from hvae_tf.models import build_model  # noqa: E402
@@ -259,18 +262,25 @@ class EpochClock(keras.callbacks.Callback):
                             **self._parts})
 
 
-def our_epochs(data: Data, kind: str, epochs: int, folder: Path) -> list[dict[str, float]]:
+def our_epochs(data: Data, kind: str, epochs: int, folder: Path,
+               recipe: str = "mult-vae") -> list[dict[str, float]]:
+    """train.py's epochs; the paper's recipe at batch 500 (pinned, so that a new default recipe
+    does not change what is compared with the reference), or another recipe with its own settings."""
     approach = KINDS[kind]
-    cfg = TrainConfig(features="none" if approach is None else "random", approach=approach or 1,
-                      batch_size=BATCH, epochs=epochs, verbose=0, run_dir=str(folder / "run"))
+    asked = TrainConfig(features="none" if approach is None else "random", approach=approach or 1,
+                        recipe=recipe, batch_size=BATCH if recipe == "mult-vae" else None,
+                        epochs=epochs, verbose=0, run_dir=str(folder / "run"), patience=0)
+    cfg = recipes.resolve(asked, data.train.shape[0], data.n_movies).config
     keras.backend.clear_session()
     keras.utils.set_random_seed(cfg.seed)
     tf.config.experimental.enable_op_determinism()  # train.py's default
     split = types.SimpleNamespace(train=data.train, validation=types.SimpleNamespace(
         fold_in=data.fold_in, held_out=data.held_out))
     embeddings = None if approach is None else random_embeddings(data.n_movies, 3, seed=cfg.seed)
-    train_ds = pipeline.padded_batches(data.train, BATCH, seed=cfg.seed)
-    model = build_model(data.n_movies, embeddings, train_clicks=data.train, **cfg.part("model"))
+    train_ds = pipeline.padded_batches(data.train, cfg.batch_size, seed=cfg.seed)
+    shallow = closed_form(gram_matrix(data.train), cfg.shallow_init_l2) if cfg.shallow == "ease" else None
+    model = build_model(data.n_movies, embeddings, train_clicks=data.train, shallow_weights=shallow,
+                        **cfg.part("model"))
     model.compile(optimizer=FusedAdam(cfg.lr), jit_compile=False)
     model(next(iter(train_ds)))
     clock = EpochClock()
@@ -283,6 +293,23 @@ def median_of_best_round(rounds: list[list[float]]) -> float:
     return min(float(np.median(r[1:] if len(r) > 1 else r)) for r in rounds)
 
 
+def compare_recipes(data: Data, names, epochs: int, rounds: int, tmp: Path) -> int:
+    """Each recipe's Standard-VAE epoch (training pass + validation), interleaved in rounds, as a
+    ratio to the mult-vae recipe's measured in the same run: what each recipe's NDCG costs."""
+    names = ["mult-vae", *[n for n in names if n != "mult-vae"]]
+    times = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names:
+            folder = tmp / f"recipes{r}" / name
+            times[name].append([e["epoch"] for e in our_epochs(data, "Standard-VAE", epochs, folder, name)])
+    base = median_of_best_round(times["mult-vae"])
+    print(f"\n{'recipe':<12}{'epoch s':>9}{'/ mult-vae':>12}   (median epoch of the best round)")
+    for name in names:
+        epoch = median_of_best_round(times[name])
+        print(f"{name:<12}{epoch:>9.3f}{epoch / base:>12.2f}")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--manual-dir", help="the ml-1m release folder (e.g. ../shared/data/ml-1m)")
@@ -290,6 +317,9 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
+    p.add_argument("--recipes", nargs="+", choices=[r for r in RECIPES if r != "auto"],
+                   help="instead of the reference: the Standard-VAE's epoch under each recipe "
+                        "(its own batch size and schedule) beside the mult-vae recipe's")
     p.add_argument("--reference", type=Path, help=argparse.SUPPRESS)  # the reference's own process
     p.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -301,6 +331,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-epoch-") as tmp:
         data = ml20m_scale() if args.ml20m else ml1m(args.manual_dir, str(Path(tmp) / "tfds"))
         print(data.name)
+        if args.recipes:
+            return compare_recipes(data, args.recipes, args.epochs, args.rounds, Path(tmp))
         data_file = Path(tmp) / "clicks.npz"
         save_data(data, data_file)
         reference, ours = [], {kind: [] for kind in args.kinds}

@@ -80,10 +80,10 @@ class NaiveVAE(StandardVAE):
         self._naive = (embeddings, approach)
         super().__init__(**kwargs)
 
-    def _make_first_layer(self, seed, activation):
+    def _make_first_layer(self, seed, activation, name):
         embeddings, approach = self._naive
         return NaiveFirstLayer(self.n_movies, self.hidden_dim, embeddings, approach, seed, activation,
-                               name="encoder_hidden")
+                               name=name)
 
 
 class Float32Outputs:

@@ -38,6 +38,10 @@ PROTOCOLS = ("paper", "liang")
 SCHEMES = ("Eval 1", "Eval 2")
 HELD_OUT_SPLITS = ("test", "validation")  # the held-out users an evaluation scores
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
+RECIPES = ("auto", "mult-vae", "recvae", "vasp")
+ARCHITECTURES = ("mult-vae", "recvae")
+PRIORS = ("standard", "composite")
+SHALLOW_PATHS = ("none", "ease", "zeros")
 PARTS = ("split", "features", "model", "fit", "output")
 
 # Fields that may change between a run and its continuation in the same run folder.
@@ -113,10 +117,37 @@ class TrainConfig:
                                    "categories)", type=str, path=True)
     word_vectors: str | None = setting(None, "features", "pretrained word2vec file (default: "
                                        "trained on the plots)", type=str, path=True)
-    likelihood: str = setting("multinomial", "model", choices=LIKELIHOODS)
+    recipe: str = setting("auto", "fit", "a named set of the settings below marked 'from the "
+                          "recipe' (a flag given on the command line wins): mult-vae (Liang et "
+                          "al. 2018, the paper's model), recvae (Shenbin et al. 2020), vasp (a "
+                          "VAE with a shallow item-item path, Vancura & Kordik 2021); auto: the "
+                          "best measured recipe up to 10,000 movies, mult-vae above",
+                          choices=RECIPES)
+    likelihood: str | None = setting(None, "model", "from the recipe", type=str, choices=LIKELIHOODS)
+    architecture: str | None = setting(None, "model", "mult-vae: [N-600-200-600-N]; recvae: a "
+                                       "densely connected, layer-normalised encoder and a linear "
+                                       "decoder (from the recipe)", type=str, choices=ARCHITECTURES)
+    prior: str | None = setting(None, "model", "standard: N(0, I); composite: RecVAE's mixture "
+                                "of N(0, I), the previous epoch's posterior and a wide Gaussian "
+                                "(from the recipe)", type=str, choices=PRIORS)
+    kl_gamma: float | None = setting(None, "model", "RecVAE's per-user KL weight beta_u = gamma * "
+                                     "clicks of u, in place of annealing (0: annealed beta; from "
+                                     "the recipe)", type=float, rule=NON_NEGATIVE)
+    encoder_passes: int | None = setting(None, "model", "RecVAE's alternating updates: this many "
+                                         "encoder updates, then one decoder update without "
+                                         "dropout, per batch (0: joint updates; from the recipe)",
+                                         type=int, rule=AT_LEAST_0)
+    shallow: str | None = setting(None, "model", "VASP's shallow item-item path beside the VAE, "
+                                  "started from EASE's closed form or from zeros (none: off; from "
+                                  "the recipe)", type=str, choices=SHALLOW_PATHS)
+    shallow_l2: float | None = setting(None, "model", "L2 weight on the shallow path (from the "
+                                       "recipe)", type=float, rule=NON_NEGATIVE)
+    shallow_init_l2: float = setting(500.0, "fit", "EASE's L2 for the shallow path's start",
+                                     rule=POSITIVE)
     hidden_dim: int = setting(600, "model", rule=AT_LEAST_1)
-    activation: str = setting("tanh", "model", "the hidden layers' activation (Mult-VAE's: tanh; "
-                              "RecVAE's encoder: swish)", choices=ACTIVATIONS)
+    activation: str | None = setting(None, "model", "the hidden layers' activation (Mult-VAE's: "
+                                     "tanh; RecVAE's: swish; from the recipe)", type=str,
+                                     choices=ACTIVATIONS)
     latent_dim: int = setting(200, "model", rule=AT_LEAST_1)
     click_input: str = setting("auto", "model", "how the first layer multiplies a batch's clicks: "
                                "scattered into a dense matmul, or a kernel row gathered per click; "
@@ -126,13 +157,18 @@ class TrainConfig:
                              "input in training", rule=RATE)
     normalize_input: bool = setting(True, "model", "feed the click row as is, not L2-normalised",
                                     flag="--no-normalize-input", action="store_false")
-    anneal_steps: int = setting(200_000, "model", "steps over which the KL weight rises linearly "
-                                "to --anneal-cap (0: the cap from the first step)", rule=AT_LEAST_0)
-    anneal_cap: float = setting(0.2, "model", rule=NON_NEGATIVE)
+    anneal_steps: int | None = setting(None, "model", "steps over which the KL weight rises "
+                                       "linearly to --anneal-cap (0: the cap from the first step; "
+                                       "from the recipe and the data)", type=int, rule=AT_LEAST_0)
+    anneal_cap: float | None = setting(None, "model", "from the recipe", type=float, rule=NON_NEGATIVE)
     weight_decay: float = setting(0.0, "model", "L2 penalty weight on the dense kernels, added to "
                                   "the loss (Mult-VAE's lambda; 0 = off)", rule=NON_NEGATIVE)
     epochs: int = setting(200, "fit", rule=AT_LEAST_1)
-    batch_size: int = setting(500, "fit", rule=AT_LEAST_1)
+    batch_size: int | None = setting(None, "fit", "from the recipe and the data", type=int,
+                                     rule=AT_LEAST_1)
+    patience: int | None = setting(None, "fit", "stop when the best validation epoch is this many "
+                                   "epochs back (0: run every epoch; from the recipe)", type=int,
+                                   rule=AT_LEAST_0)
     lr: float = setting(1e-3, "fit", rule=POSITIVE)
     seed: int = setting(98765, "split features model fit")
     deterministic: bool = setting(True, "fit", "allow non-deterministic (faster) kernels",
@@ -164,7 +200,8 @@ class TrainConfig:
     def model_name(self) -> str:
         """A name that says what was trained; it names the run folder and the served model."""
         kind = "vae" if self.features == "none" else f"hvae-{self.features}-a{self.approach}"
-        return f"{self.dataset}-{self.protocol}-fold{self.fold}-{kind}-{self.likelihood}"
+        likelihood = f"-{self.likelihood}" if self.likelihood else ""
+        return f"{self.dataset}-{self.protocol}-fold{self.fold}-{kind}-{self.recipe}{likelihood}"
 
     @property
     def run_path(self) -> Path:

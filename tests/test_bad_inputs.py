@@ -206,7 +206,7 @@ def test_nan_loss_stops_naming_the_step_and_the_last_good_checkpoint(
         "--dataset", "generated", "--generated-users", "300", "--generated-movies", "120",
         "--generated-ratings", "12000", "--data-dir", str(tiny_data_dir), "--hidden-dim", "16",
         "--latent-dim", "4", "--batch-size", "64", "--epochs", "3", "--features", "none",
-        "--protocol", "liang", "--heldout-users", "0.1", "--run-dir", str(run),
+        "--recipe", "mult-vae", "--protocol", "liang", "--heldout-users", "0.1", "--run-dir", str(run),
         "--export-dir", str(tmp_path / "saved"), "--verbose", "0",
     ]
     _, split = prepare.prepare(parse_args(argv), verbose=False)
@@ -258,7 +258,8 @@ def test_weights_that_turn_nan_in_a_one_step_epoch_are_never_kept(tiny_data_dir,
         "--dataset", "generated", "--generated-users", "300", "--generated-movies", "120",
         "--generated-ratings", "12000", "--data-dir", str(tiny_data_dir), "--hidden-dim", "16",
         "--latent-dim", "4", "--batch-size", "1000", "--epochs", "2", "--features", "none",
-        "--protocol", "liang", "--heldout-users", "0.1", "--lr", "1e39", "--run-dir", str(run),
+        "--recipe", "mult-vae", "--protocol", "liang", "--heldout-users", "0.1", "--lr", "1e39",
+        "--run-dir", str(run),
         "--export-dir", str(tmp_path / "saved"), "--verbose", "0",
     ]
     assert _train_script().main(argv) == 2

@@ -214,8 +214,11 @@ def test_every_model_flag_reaches_the_model_and_its_saved_config():
                       "--latent-dim", "2", "--dropout", "0.3", "--anneal-steps", "7",
                       "--anneal-cap", "0.4", "--likelihood", "bernoulli", "--no-normalize-input",
                       "--seed", "5", "--approach", "2", "--activation", "swish",
-                      "--click-input", "dense"])
+                      "--click-input", "dense", "--architecture", "mult-vae", "--prior", "composite",
+                      "--kl-gamma", "0.01", "--encoder-passes", "2", "--shallow", "zeros",
+                      "--shallow-l2", "0.001"])
     settings = cfg.part("model")
+    assert None not in settings.values()  # every recipe setting given: nothing left to the recipe
     hybrid_only = {"approach", "trainable_embeddings"}
     model = build_model(N_MOVIES, None, **settings)
     config = model.get_config()

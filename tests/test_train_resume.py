@@ -28,8 +28,8 @@ EPOCHS = 3
 TOLERANCE = 1e-6
 
 
-def args(data_dir, run_dir, export_dir):
-    return small_run_argv(data_dir, run_dir, export_dir, "--features", "none",
+def args(data_dir, run_dir, export_dir, recipe="mult-vae"):
+    return small_run_argv(data_dir, run_dir, export_dir, "--features", "none", recipe=recipe,
                           batch_size=32, epochs=EPOCHS, anneal_steps=50, verbose=2, backup_every=0)
 
 
@@ -61,18 +61,19 @@ def start_and_kill_after_first_backup(command, run_dir, log, timeout=240) -> dic
     return {"backed_up_epoch": backed_up_epoch(run_dir), "validated_epochs": [h["epoch"] for h in history]}
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory, generated_data_dir):
-    root, data = tmp_path_factory.mktemp("resume"), generated_data_dir
+# recvae: its composite prior's frozen encoder copy and its alternating updates must resume too.
+@pytest.fixture(scope="module", params=["mult-vae", "recvae"])
+def runs(tmp_path_factory, generated_data_dir, request):
+    root, data, recipe = tmp_path_factory.mktemp("resume"), generated_data_dir, request.param
 
     killed_dir = root / "killed"
-    command = [sys.executable, "train.py", *args(data, killed_dir, root / "saved")]
+    command = [sys.executable, "train.py", *args(data, killed_dir, root / "saved", recipe)]
     at_kill = start_and_kill_after_first_backup(command, killed_dir, root / "killed.log")
     resumed = subprocess.run(command, check=False, capture_output=True, text=True, cwd=REPO, timeout=240,
                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 
-    uninterrupted = train(parse_args(args(data, root / "uninterrupted", root / "saved")))
+    uninterrupted = train(parse_args(args(data, root / "uninterrupted", root / "saved", recipe)))
     return {
         "at_kill": at_kill,
         "resumed_output": resumed.stdout,

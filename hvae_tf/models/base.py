@@ -59,24 +59,31 @@ class VariationalAutoencoder(keras.Model):
         self.kl_weight_tracker.update_state(beta)
         return {m.name: tf.reshape(m.result(), [1]) for m in self.metrics}
 
-    def train_step(self, data):
-        inputs, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+    def update(self, inputs, variables, denoise: bool | None = None):
+        """One optimizer update of `variables` on a batch; returns its (reconstruction, kl, beta)."""
         # Divide by the examples of the global batch: the optimizer sums gradients over replicas,
         # so the update is the mean over all examples, even when replicas get unequal shares.
         context = tf.distribute.get_replica_context()
         local = tf.cast(tf.shape(inputs)[0], tf.float32)
         global_examples = context.all_reduce(tf.distribute.ReduceOp.SUM, local)
         with tf.GradientTape() as tape:
-            reconstruction, kl, beta = self.compute_losses(inputs, training=True)
+            losses = self.compute_losses(inputs, training=True, **(
+                {} if denoise is None else {"denoise": denoise}))
+            reconstruction, kl, beta = losses
             loss = tf.reduce_sum(reconstruction + beta * kl) / tf.maximum(global_examples, 1.0)
             penalty = self.penalty()
             if penalty is not None:
                 # Each replica adds its share: the summed gradient carries the penalty once.
                 loss += penalty / context.num_replicas_in_sync
-        gradients = tape.gradient(loss, self.trainable_weights)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
+        gradients = tape.gradient(loss, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables))
+        return losses
+
+    def train_step(self, data):
+        inputs, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        losses = self.update(inputs, self.trainable_weights)
         self.after_update()
-        return self._update_trackers(reconstruction, kl, beta)
+        return self._update_trackers(*losses)
 
     def test_step(self, data):
         inputs, _, _ = keras.utils.unpack_x_y_sample_weight(data)

@@ -51,7 +51,7 @@ class HybridVAE(StandardVAE):
         super().__init__(n_movies=n_movies, **kwargs)
         del self._init_embeddings
 
-    def _make_first_layer(self, seed: int | None, activation: str) -> ClickDense:
+    def _make_first_layer(self, seed: int | None, activation: str, name: str) -> ClickDense:
         return APPROACHES[self.approach](
             self._init_embeddings,
             self.hidden_dim,
@@ -59,7 +59,7 @@ class HybridVAE(StandardVAE):
             activation=activation,
             click_input=self.click_input,
             seed=seed,
-            name="encoder_hidden",
+            name=name,
         )
 
     @property

@@ -41,3 +41,15 @@ def log_likelihood(name: str, logits: tf.Tensor, clicks: tf.SparseTensor) -> tf.
 def gaussian_kl(mu: tf.Tensor, logvar: tf.Tensor) -> tf.Tensor:
     """KL(N(mu, exp(logvar)) || N(0, I)) per row: 0.5 * sum(exp(logvar) + mu^2 - 1 - logvar)."""
     return 0.5 * tf.reduce_sum(tf.exp(logvar) + tf.square(mu) - 1.0 - logvar, axis=-1)
+
+
+def product_log_likelihood(logits_a: tf.Tensor, logits_b: tf.Tensor, clicks: tf.SparseTensor) -> tf.Tensor:
+    """Bernoulli log-likelihood of p = s(a) s(b), VASP's product of two paths' sigmoids, per user.
+
+    log p = -softplus(-a) - softplus(-b) and 1 - p = (e^-a + e^-b + e^-(a+b)) / ((1 + e^-a)(1 + e^-b)),
+    so log(1 - p) = logsumexp(-a, -b, -a-b) + log p: both without forming p, stable for any logits.
+    sum_i x_i log p_i + (1 - x_i) log(1 - p_i) = sum_clicked (log p - log(1 - p)) + sum_i log(1 - p).
+    """
+    log_p = -tf.nn.softplus(-logits_a) - tf.nn.softplus(-logits_b)
+    log_not_p = tf.reduce_logsumexp(tf.stack([-logits_a, -logits_b, -logits_a - logits_b]), axis=0) + log_p
+    return _sum_at_clicks(log_p - log_not_p, clicks) + tf.reduce_sum(log_not_p, axis=-1)

@@ -1,4 +1,5 @@
-"""The Standard-VAE: Mult-VAE's [N-600-200-600-N] tanh VAE over a user's click row.
+"""The Standard-VAE: Mult-VAE's [N-600-200-600-N] tanh VAE over a user's click row, with the
+options that let a VAE pass EASE (RecVAE's, VASP's), each off in the paper's configuration.
 
 Input batches are padded int64 movie-index lists (see click_input.py); the sparse click matrix is
 built inside the model so that `fit` works under tf.distribute strategies.
@@ -13,8 +14,10 @@ from hvae_tf.config import check_setting
 from hvae_tf.models.annealing import LinearKLAnnealing
 from hvae_tf.models.base import VariationalAutoencoder
 from hvae_tf.models.click_input import ClickDense, click_matrix, click_weights
-from hvae_tf.models.losses import gaussian_kl, log_likelihood
+from hvae_tf.models.losses import gaussian_kl, log_likelihood, product_log_likelihood
+from hvae_tf.models.priors import composite_prior_kl
 from hvae_tf.models.sampling import Sampling
+from hvae_tf.models.shallow import ShallowPath
 
 
 def _seed(seed: int | None, offset: int) -> int | None:
@@ -24,7 +27,7 @@ def _seed(seed: int | None, offset: int) -> int | None:
 
 @keras.saving.register_keras_serializable(package="hvae_tf")
 class StandardVAE(VariationalAutoencoder):
-    """Mult-VAE with a choice of likelihood.
+    """Mult-VAE with a choice of likelihood, and optional parts from later papers.
 
     loss = -log p(x_u | z_u) + beta * KL(q(z_u | x_u) || N(0, I)), averaged over the users of the
     batch, beta annealed linearly to `anneal_cap` over `anneal_steps` updates. The update counter
@@ -32,6 +35,17 @@ class StandardVAE(VariationalAutoencoder):
     Training minimises loss + weight_decay * sum ||W||^2 over the kernels (Mult-VAE's L2 penalty,
     its `lam`; biases and movie embeddings are not penalised); the logged losses leave it out.
     Training samples z; inference (`scores`, `predict`, `evaluate`) uses the mean.
+
+    Options (defaults: Mult-VAE as published):
+    - architecture "recvae": RecVAE's encoder (Shenbin et al. 2020): five densely connected
+      layers with layer normalisation, and a linear decoder.
+    - prior "composite": RecVAE's prior, a mixture of N(0, I), the posterior of the encoder as
+      it was at the last `refresh_prior` (train.py: every epoch end) and a wide N(0, e^10 I).
+    - kl_gamma > 0: RecVAE's per-user KL weight beta_u = kl_gamma * |x_u| in place of annealing.
+    - encoder_passes > 0: RecVAE's alternating updates, that many encoder updates (denoised
+      input) then one decoder update (the whole input) per batch.
+    - shallow "ease"/"zeros": VASP's shallow path (Vancura & Kordik 2021), an item-item layer
+      whose sigmoid multiplies the VAE's; started from `shallow_weights` (EASE) or zeros.
     """
 
     def __init__(
@@ -46,15 +60,24 @@ class StandardVAE(VariationalAutoencoder):
         anneal_steps: int = 200_000,
         anneal_cap: float = 0.2,
         weight_decay: float = 0.0,
+        architecture: str = "mult-vae",
+        prior: str = "standard",
+        kl_gamma: float = 0.0,
+        encoder_passes: int = 0,
+        shallow: str = "none",
+        shallow_l2: float = 0.0,
         click_input: str = "gathered",
         seed: int | None = None,
+        shallow_weights=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.remember_settings(locals())
+        self.settings.pop("shallow_weights")  # a start, not a setting: the weights file holds it
         if int(n_movies) != n_movies or n_movies < 1:
             raise ValueError(f"n_movies must be a positive whole number, got {n_movies!r}")
-        for name in ("hidden_dim", "activation", "latent_dim", "likelihood", "dropout", "weight_decay"):
+        for name in ("hidden_dim", "activation", "latent_dim", "likelihood", "dropout", "weight_decay",
+                     "architecture", "prior", "kl_gamma", "encoder_passes", "shallow", "shallow_l2"):
             check_setting(name, locals()[name])
         self.n_movies = int(n_movies)
         self.hidden_dim = int(hidden_dim)
@@ -64,16 +87,27 @@ class StandardVAE(VariationalAutoencoder):
         self.normalize_input = bool(normalize_input)
         self.annealing = LinearKLAnnealing(int(anneal_steps), float(anneal_cap))
         self.weight_decay = float(weight_decay)
+        self.architecture, self.prior = architecture, prior
+        self.kl_gamma, self.encoder_passes = float(kl_gamma), int(encoder_passes)
+        self.shallow_l2 = float(shallow_l2)
         self.click_input = click_input  # read by _make_first_layer
         self.seed = seed
+        self.activation = keras.activations.get(activation)
 
-        self.first_layer = self._make_first_layer(_seed(seed, 0), activation)
+        self.encoder_layers = self._make_encoder(seed, activation, trainable=True)
+        self.first_layer, self.encoder_output = self.encoder_layers[0], self.encoder_layers[-1]
         dense = lambda units, offset, **kw: keras.layers.Dense(  # noqa: E731
             units, kernel_initializer=keras.initializers.GlorotUniform(_seed(seed, offset)), **kw
         )
-        self.encoder_output = dense(2 * self.latent_dim, 10, name="encoder_output")  # mu, logvar
-        self.decoder_hidden = dense(self.hidden_dim, 11, activation=activation, name="decoder_hidden")
+        # RecVAE's decoder is one linear layer; Mult-VAE's has a hidden layer.
+        self.decoder_hidden = (dense(self.hidden_dim, 11, activation=activation, name="decoder_hidden")
+                               if architecture == "mult-vae" else None)
         self.decoder_output = dense(self.n_movies, 12, name="decoder_output")  # logits
+        # The composite prior's posterior: a frozen copy of the encoder, refreshed by refresh_prior.
+        self.prior_layers = (self._make_encoder(seed, activation, trainable=False, prefix="prior_")
+                             if prior == "composite" else None)
+        self.shallow_path = None if shallow == "none" else ShallowPath(
+            self.n_movies, shallow_weights, click_input=click_input, name="shallow_path")
         self.sampling = Sampling(seed=_seed(seed, 13), name="sampling")
         self.dropout_seed = keras.random.SeedGenerator(_seed(seed, 14))
         self.anneal_step = self.add_weight(
@@ -87,17 +121,63 @@ class StandardVAE(VariationalAutoencoder):
 
         # Built here, with known shapes, so that constructing the model inside strategy.scope()
         # places every variable and Keras never traces `call` symbolically (the sparse ops fail there).
-        self.first_layer.build()
-        self.encoder_output.build((None, self.hidden_dim))
-        self.decoder_hidden.build((None, self.latent_dim))
-        self.decoder_output.build((None, self.hidden_dim))
+        for layers in filter(None, (self.encoder_layers, self.prior_layers)):
+            self._build_encoder(layers)
+        if self.decoder_hidden is not None:
+            self.decoder_hidden.build((None, self.latent_dim))
+        self.decoder_output.build((None, self.hidden_dim if self.decoder_hidden else self.latent_dim))
+        if self.shallow_path is not None:
+            self.shallow_path.build()
         self.sampling.build(None)
+        self.refresh_prior()
         self.built = True
 
-    def _make_first_layer(self, seed: int | None, activation: str) -> ClickDense:
+    def _make_first_layer(self, seed: int | None, activation: str, name: str) -> ClickDense:
         """The encoder's first layer over the clicks; the Hybrid-VAE's sees movie embeddings too."""
         return ClickDense(self.n_movies, self.hidden_dim, activation=activation, seed=seed,
-                          click_input=self.click_input, name="encoder_hidden")
+                          click_input=self.click_input, name=name)
+
+    def _make_encoder(self, seed, activation, trainable: bool, prefix: str = "") -> list:
+        """[first layer, (Dense, LayerNorm) x 4 and a LayerNorm after the first (recvae only), output]."""
+        layers = [self._make_first_layer(_seed(seed, 0), activation, name=f"{prefix}encoder_hidden")]
+        if self.architecture == "recvae":
+            # RecVAE's layer norm epsilon (0.1): it keeps the normalised swish outputs smooth.
+            norm = lambda i: keras.layers.LayerNormalization(  # noqa: E731
+                epsilon=0.1, name=f"{prefix}encoder_norm_{i}")
+            layers.append(norm(1))
+            for i in range(2, 6):
+                layers += [keras.layers.Dense(
+                    self.hidden_dim, kernel_initializer=keras.initializers.GlorotUniform(_seed(seed, 20 + i)),
+                    name=f"{prefix}encoder_dense_{i}"), norm(i)]
+        layers.append(keras.layers.Dense(
+            2 * self.latent_dim, kernel_initializer=keras.initializers.GlorotUniform(_seed(seed, 10)),
+            name=f"{prefix}encoder_output"))  # mu, logvar
+        for layer in layers:
+            layer.trainable = trainable
+        return layers
+
+    def _build_encoder(self, layers) -> None:
+        layers[0].build()
+        for layer in layers[1:]:
+            layer.build((None, self.hidden_dim))
+
+    def refresh_prior(self) -> None:
+        """Copy the encoder into the composite prior's frozen copy (no-op without that prior)."""
+        if self.prior_layers is None:
+            return
+        for frozen, live in zip(self.prior_layers, self.encoder_layers):
+            for target, source in zip(frozen.weights, live.weights):
+                target.assign(source)
+
+    @property
+    def encoder_weights(self) -> list:
+        """The weights an encoder pass of alternating training updates."""
+        return [w for layer in self.encoder_layers for w in layer.trainable_weights]
+
+    @property
+    def decoder_weights(self) -> list:
+        encoder = {id(w) for w in self.encoder_weights}
+        return [w for w in self.trainable_weights if id(w) not in encoder]
 
     @property
     def jit_compile(self):
@@ -109,49 +189,104 @@ class StandardVAE(VariationalAutoencoder):
         if value is True:
             raise ValueError("jit_compile=True is not supported: XLA lacks the sparse ops this model uses")
 
-    def _encode_clicks(self, clicks: tf.SparseTensor, training: bool):
-        weights = click_weights(
+    def _run_encoder(self, layers, weights: tf.SparseTensor):
+        """mu, logvar from an encoder's layers (the live ones or the prior's frozen copy)."""
+        h = layers[0](weights)
+        if self.architecture == "recvae":
+            # h_k = norm_k(act(W_k h_{k-1} + h_1 + ... + h_{k-1})): RecVAE's dense connections.
+            h = layers[1](h)
+            earlier = h
+            for dense, norm in zip(layers[2:-1:2], layers[3:-1:2]):
+                h = norm(self.activation(dense(h) + earlier))
+                earlier = earlier + h
+        return tf.split(layers[-1](h), 2, axis=-1)
+
+    def _click_weights(self, clicks: tf.SparseTensor, denoise: bool):
+        return click_weights(
             clicks,
             normalize=self.normalize_input,
             dropout=self.dropout,
             seed_generator=self.dropout_seed,
-            training=training,
+            training=denoise,
         )
-        mu, logvar = tf.split(self.encoder_output(self.first_layer(weights)), 2, axis=-1)
-        return mu, logvar
+
+    def _encode_clicks(self, clicks: tf.SparseTensor, training: bool):
+        return self._run_encoder(self.encoder_layers, self._click_weights(clicks, training))
 
     def encode(self, indices, training: bool = False):
         """(mu, logvar) of q(z | x) for a batch of padded movie-index lists, each [batch, latent_dim]."""
         return self._encode_clicks(click_matrix(indices, self.n_movies), training)
 
     def decode(self, z) -> tf.Tensor:
-        """Logits over all movies, [batch, n_movies]."""
-        return self.decoder_output(self.decoder_hidden(z))
+        """The VAE's logits over all movies, [batch, n_movies] (without the shallow path)."""
+        return self.decoder_output(self.decoder_hidden(z) if self.decoder_hidden is not None else z)
+
+    def _combined(self, vae_logits, clicks: tf.SparseTensor):
+        """Ranking scores: the VAE's logits, or with the shallow path log(s(a) s(b)) (VASP's
+        product of the two paths' sigmoids)."""
+        if self.shallow_path is None:
+            return vae_logits
+        return -tf.nn.softplus(-vae_logits) - tf.nn.softplus(-self.shallow_path(clicks))
 
     def call(self, indices, training: bool = False):
-        mu, logvar = self.encode(indices, training=training)
-        return self.decode(self.sampling((mu, logvar)) if training else mu)
-
-    def scores(self, indices) -> tf.Tensor:
-        """Ranking scores (logits from the latent mean, no dropout), [batch, n_movies]."""
-        return self(indices, training=False)
-
-    def compute_losses(self, indices, training: bool):
-        """Reconstruction loss, KL term and beta; the first two per user, shape [batch]."""
         clicks = click_matrix(indices, self.n_movies)
         mu, logvar = self._encode_clicks(clicks, training)
-        logits = self.decode(self.sampling((mu, logvar)) if training else mu)
-        reconstruction = -log_likelihood(self.likelihood, logits, clicks)
-        return reconstruction, gaussian_kl(mu, logvar), self.annealing(self.anneal_step)
+        return self._combined(self.decode(self.sampling((mu, logvar)) if training else mu), clicks)
+
+    def scores(self, indices) -> tf.Tensor:
+        """Ranking scores (from the latent mean, no dropout), [batch, n_movies]."""
+        return self(indices, training=False)
+
+    def compute_losses(self, indices, training: bool, denoise: bool | None = None):
+        """Reconstruction loss, KL term and beta; the first two per user, shape [batch]; beta a
+        scalar or per user. `denoise` (default: `training`) drops clicks from the encoder's input."""
+        clicks = click_matrix(indices, self.n_movies)
+        mu, logvar = self._encode_clicks(clicks, training if denoise is None else denoise)
+        z = self.sampling((mu, logvar)) if training else mu
+        logits = self.decode(z)
+        if self.shallow_path is not None and self.likelihood == "bernoulli":
+            reconstruction = -product_log_likelihood(logits, self.shallow_path(clicks), clicks)
+        else:
+            reconstruction = -log_likelihood(self.likelihood, self._combined(logits, clicks), clicks)
+        if self.prior_layers is None:
+            kl = gaussian_kl(mu, logvar)
+        else:
+            # The old posterior sees the whole click row, as RecVAE's does.
+            prior_mu, prior_logvar = self._run_encoder(self.prior_layers, self._click_weights(clicks, False))
+            kl = composite_prior_kl(z, mu, logvar, tf.stop_gradient(prior_mu), tf.stop_gradient(prior_logvar))
+        if self.kl_gamma > 0:
+            clicked = tf.math.unsorted_segment_sum(clicks.values, clicks.indices[:, 0], tf.shape(mu)[0])
+            beta = self.kl_gamma * clicked
+        else:
+            beta = self.annealing(self.anneal_step)
+        return reconstruction, kl, beta
+
+    def train_step(self, data):
+        if self.encoder_passes == 0:
+            return super().train_step(data)
+        inputs, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        if not self.optimizer.built:  # with every weight: each pass updates only some of them
+            self.optimizer.build(self.trainable_weights)
+        for _ in range(self.encoder_passes):
+            logged = self.update(inputs, self.encoder_weights, denoise=True)
+        self.update(inputs, self.decoder_weights, denoise=False)
+        self.after_update()
+        return self._update_trackers(*logged)
 
     def weight_penalty(self) -> tf.Tensor:
         """sum ||W||^2 over the kernels: every weight named *kernel (first layer's included)."""
-        layers = (self.first_layer, self.encoder_output, self.decoder_hidden, self.decoder_output)
-        kernels = [w for layer in layers for w in layer.trainable_weights if w.name.endswith("kernel")]
+        layers = [*self.encoder_layers, self.decoder_hidden, self.decoder_output]
+        kernels = [w for layer in layers if layer is not None
+                   for w in layer.trainable_weights if w.name.endswith("kernel")]
         return tf.add_n([tf.reduce_sum(tf.square(w)) for w in kernels])
 
     def penalty(self):
-        return self.weight_decay * self.weight_penalty() if self.weight_decay > 0.0 else None
+        terms = []
+        if self.weight_decay > 0.0:
+            terms.append(self.weight_decay * self.weight_penalty())
+        if self.shallow_path is not None and self.shallow_l2 > 0.0:
+            terms.append(self.shallow_l2 * tf.reduce_sum(tf.square(self.shallow_path.kernel)))
+        return tf.add_n(terms) if terms else None
 
     def after_update(self) -> None:
         self.anneal_step.assign_add(1)

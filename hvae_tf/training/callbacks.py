@@ -245,3 +245,30 @@ class SharedBackupAndRestore(keras.callbacks.BackupAndRestore):
     def on_train_end(self, logs=None):
         if self.writer:
             super().on_train_end(logs)
+
+
+class StopWhenNotImproving(keras.callbacks.Callback):
+    """Ends training once the best validation epoch is `patience` epochs back (0: never).
+
+    It reads the ranking callback's history, which is kept on disk, so a resumed run stops at the
+    epoch an uninterrupted one would (Keras' EarlyStopping would restart its count after a resume).
+    Must come after the ranking callback.
+    """
+
+    def __init__(self, ranking: RankingMetrics, patience: int, key: str = "val_ndcg_100"):
+        super().__init__()
+        self.ranking, self.patience, self.key = ranking, int(patience), key
+
+    def on_epoch_end(self, epoch, logs=None):
+        best = self.ranking.best(self.key)
+        if self.patience > 0 and best is not None and epoch + 1 - best["epoch"] >= self.patience:
+            self.model.stop_training = True
+
+
+class RefreshPrior(keras.callbacks.Callback):
+    """At each epoch end, the composite prior's copy of the encoder becomes the current encoder
+    (RecVAE's "posterior from the previous epoch"); a no-op for other priors. Before the backup,
+    so a resumed run restores the copy the next epoch needs."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.refresh_prior()

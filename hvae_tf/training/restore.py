@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hvae_tf import recipes
 from hvae_tf.config import TrainConfig
 from hvae_tf.data import prepare
 from hvae_tf.data.protocols import Split
@@ -65,6 +66,7 @@ def load_run(path: str | Path, verbose: bool = False, allow_unfinished: bool = F
             f"{trained_on}, now {split.fingerprint()}): the data under --manual-dir/--data-dir "
             "changed since; retrain it (train.py ... --retrain) or restore the data"
         )
+    cfg = recipes.resolve(cfg, split.train.shape[0], split.n_movies).config
     embeddings = movie_embeddings(cfg, data, split)
     model = build_model(split.n_movies, embeddings, train_clicks=split.train, **cfg.part("model"))
     model(padded_indices(split.train[:2]))

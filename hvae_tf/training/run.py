@@ -15,6 +15,8 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from hvae_tf import recipes
+from hvae_tf.baselines.ease import closed_form, gram_matrix
 from hvae_tf.config import TrainConfig
 from hvae_tf.data import pipeline, prepare
 from hvae_tf.embeddings import movie_embeddings
@@ -26,6 +28,15 @@ from hvae_tf.training.run_folder import RunFolder
 from hvae_tf.training.strategy import is_chief, make_strategy
 
 
+def layer_sizes(cfg: TrainConfig, n_movies: int) -> str:
+    """e.g. [3502-600-200-600-3502]; RecVAE's five encoder layers as 600x5; "+ shallow path"."""
+    if cfg.architecture == "recvae":
+        sizes = f"[{n_movies}-{cfg.hidden_dim}x5-{cfg.latent_dim}-{n_movies}]"
+    else:
+        sizes = f"[{n_movies}-{cfg.hidden_dim}-{cfg.latent_dim}-{cfg.hidden_dim}-{n_movies}]"
+    return sizes + (f" + {n_movies}x{n_movies} shallow path" if cfg.shallow != "none" else "")
+
+
 def describe(cfg: TrainConfig, split, embeddings, model) -> str:
     feats = "none (Standard-VAE)" if embeddings is None else (
         f"{cfg.features} -> {embeddings.shape[1]}-d movie embeddings, approach {cfg.approach}"
@@ -34,13 +45,13 @@ def describe(cfg: TrainConfig, split, embeddings, model) -> str:
     return (
         f"data {cfg.dataset}/{cfg.protocol} fold {cfg.fold}: {split.train.shape[0]:,} train users, "
         f"{split.n_movies:,} movies, {split.train.nnz:,} clicks | features {feats} | model "
-        f"[{split.n_movies}-{cfg.hidden_dim}-{cfg.latent_dim}-{cfg.hidden_dim}-{split.n_movies}] "
-        f"{cfg.likelihood}, {model.count_params():,} parameters"
+        f"{layer_sizes(cfg, split.n_movies)} {cfg.likelihood}, {model.count_params():,} parameters"
     )
 
 
-def train(cfg: TrainConfig) -> dict:
-    """Train as configured; returns the metrics also written to metrics.json.
+def train(cfg: TrainConfig, extra_callbacks=()) -> dict:
+    """Train as configured; returns the metrics also written to metrics.json. `extra_callbacks`
+    run after train.py's own (a tuner's pruning reads the epoch's validation metrics there).
 
     Only the chief (worker 0, or a single process) owns the run folder; other workers of a
     multi-worker job write their share of the checkpoints to a folder of their own.
@@ -51,7 +62,7 @@ def train(cfg: TrainConfig) -> dict:
             return done
         run = Path(tempfile.mkdtemp(prefix="hvae-worker-"))
         try:
-            return _fit(cfg, run, folder=None)
+            return _fit(cfg, run, folder=None, extra_callbacks=extra_callbacks)
         finally:
             shutil.rmtree(run, ignore_errors=True)
     folder = RunFolder(cfg)
@@ -68,7 +79,7 @@ def train(cfg: TrainConfig) -> dict:
         check_export_target(cfg.export_dir, cfg.model_name, cfg.export_version)
         if cfg.retrain:
             folder.start_over()
-        return _fit(cfg, folder.path, folder)
+        return _fit(cfg, folder.path, folder, extra_callbacks)
 
 
 def best_weights(run: Path) -> Path:
@@ -87,6 +98,8 @@ def fit_callbacks(cfg: TrainConfig, run: Path, split, train_ds, chief: bool):
         hvae_callbacks.ScalarLogs(),  # first: the others read its plain floats
         hvae_callbacks.StopOnNaN(str(best)),  # raises FloatingPointError naming the step
         ranking,  # before TensorBoard and the checkpoint: they read its values from `logs`
+        hvae_callbacks.StopWhenNotImproving(ranking, cfg.patience),
+        hvae_callbacks.RefreshPrior(),  # before the backup, which must hold the refreshed copy
         keras.callbacks.TensorBoard(log_dir=str(run / "logs"), update_freq="epoch"),
         hvae_callbacks.AtomicModelCheckpoint(
             str(best), monitor="val_ndcg_100", mode="max",
@@ -116,7 +129,7 @@ def fit(model, cfg: TrainConfig, split, train_ds, callbacks) -> None:
     )
 
 
-def _fit(cfg: TrainConfig, run: Path, folder: RunFolder | None) -> dict:
+def _fit(cfg: TrainConfig, run: Path, folder: RunFolder | None, extra_callbacks=()) -> dict:
     keras.utils.set_random_seed(cfg.seed)
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -124,11 +137,20 @@ def _fit(cfg: TrainConfig, run: Path, folder: RunFolder | None) -> dict:
     chief = folder is not None
 
     data, split = prepare.prepare(cfg, verbose=chief)
+    name = cfg.model_name  # as asked: the recipe's choices do not rename the run
+    resolved = recipes.resolve(cfg, split.train.shape[0], split.n_movies)
+    cfg = resolved.config
+    if chief:
+        print("settings: " + "; ".join(resolved.choices))
     embeddings = movie_embeddings(cfg, data, split)
     train_ds = pipeline.padded_batches(split.train, cfg.batch_size, seed=cfg.seed)
+    shallow_weights = None
+    if cfg.shallow == "ease":  # VASP's start: the closed-form EASE on the training users
+        shallow_weights = closed_form(gram_matrix(split.train), cfg.shallow_init_l2)
 
     with strategy.scope():
-        model = build_model(split.n_movies, embeddings, train_clicks=split.train, **cfg.part("model"))
+        model = build_model(split.n_movies, embeddings, train_clicks=split.train,
+                            shallow_weights=shallow_weights, **cfg.part("model"))
         model.compile(optimizer=FusedAdam(cfg.lr), jit_compile=False)
         # Called once inside the scope, before fit: Keras 3's fit under a strategy fails on a model
         # it has to build itself (the sparse input is made inside the model).
@@ -138,12 +160,14 @@ def _fit(cfg: TrainConfig, run: Path, folder: RunFolder | None) -> dict:
         folder.write_config()  # only now: a start that failed before this leaves nothing to refuse
 
     ranking, callbacks = fit_callbacks(cfg, run, split, train_ds, chief)
-    fit(model, cfg, split, train_ds, callbacks)
+    fit(model, cfg, split, train_ds, [*callbacks, *extra_callbacks])
     best = best_weights(run)
     model.load_weights(str(best))
     final = ranking.compute()
     metrics = {
-        "model_name": cfg.model_name,
+        "model_name": name,
+        "recipe": resolved.recipe,
+        "settings": {name: getattr(cfg, name) for name in recipes.RECIPE_FIELDS},
         "epochs": len(ranking.history),  # history.history holds only this process's epochs
         "best_epoch": ranking.best()["epoch"],
         "validation": final,
@@ -153,7 +177,7 @@ def _fit(cfg: TrainConfig, run: Path, folder: RunFolder | None) -> dict:
     if chief:
         hvae_callbacks.require_finite_weights(model, "export")
         exported = export_for_serving(
-            model, split.movie_ids, cfg.export_dir, cfg.model_name,
+            model, split.movie_ids, cfg.export_dir, name,
             k=cfg.export_k, version=cfg.export_version, config_json=cfg.to_json(),
         )
         metrics["export"] = str(exported)

@@ -1,0 +1,48 @@
+"""VASP's shallow path (Vancura & Kordik 2021): a linear item-item layer, "neural EASE".
+
+b_u = x_u W with W [n_movies, n_movies] and a zero diagonal, so that a movie never predicts
+itself (EASE's constraint, which stops the path from learning the identity). The diagonal is
+removed in the forward pass (x_u W - x_u * diag(W)) rather than masked in W: masking would build a
+second n_movies^2 matrix every step. W is n_movies^2 floats, three times over with Adam's two
+slots: bench/README.md gives the memory at ML-20M's catalogue sizes.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from hvae_tf.models.click_input import clicks_times
+
+
+class ShallowPath(keras.layers.Layer):
+    """x_u W (zero diagonal) over the raw click row; started from `initial` (e.g. EASE's weights)
+    or zeros."""
+
+    def __init__(self, n_movies: int, initial=None, click_input: str = "gathered", **kwargs):
+        super().__init__(**kwargs)
+        self.n_movies = int(n_movies)
+        # "dense": the gradient is one dense matmul and a fused Adam update; "gathered": only the
+        # clicked movies' rows get a gradient (sparse data), through Adam's slower sparse update.
+        self.click_input = click_input
+        if initial is not None:
+            initial = np.asarray(initial, dtype=np.float32)
+            if initial.shape != (self.n_movies, self.n_movies):
+                raise ValueError(f"the shallow path's initial weights must be [{self.n_movies}, "
+                                 f"{self.n_movies}] (movies x movies), got {initial.shape}")
+            if not np.isfinite(initial).all():
+                raise ValueError("the shallow path's initial weights have non-finite values")
+        self._initial = initial
+
+    def build(self, input_shape=None):
+        initial = self._initial
+        init = "zeros" if initial is None else keras.initializers.Constant(initial)
+        self.kernel = self.add_weight(shape=(self.n_movies, self.n_movies), initializer=init, name="kernel")
+        self._initial = None  # the weight holds it now
+        self.built = True
+
+    def call(self, clicks: tf.SparseTensor) -> tf.Tensor:
+        diagonal = tf.gather(tf.linalg.diag_part(self.kernel), clicks.indices[:, 1]) * clicks.values
+        own = tf.scatter_nd(clicks.indices, diagonal, clicks.dense_shape)
+        return clicks_times(clicks, self.kernel, self.click_input) - own

@@ -1,0 +1,81 @@
+"""Recipes: the paper's recipe is the old defaults, flags win over recipes, the schedule fits the data."""
+
+import dataclasses
+
+import pytest
+
+from hvae_tf import recipes
+from hvae_tf.config import TrainConfig, parse_args
+
+# train.py's defaults before recipes existed: --recipe mult-vae must give exactly these.
+PAPER_DEFAULTS = {"likelihood": "multinomial", "activation": "tanh", "anneal_steps": 200_000,
+                  "anneal_cap": 0.2, "batch_size": 500}
+PAPER_MODEL = {"architecture": "mult-vae", "prior": "standard", "kl_gamma": 0.0, "encoder_passes": 0,
+               "shallow": "none", "shallow_l2": 0.0, "patience": 0}
+
+
+def resolved(argv, n_users=4828, n_movies=3502):
+    return recipes.resolve(parse_args(["--features", "none", *argv]), n_users, n_movies)
+
+
+@pytest.mark.parametrize("n_users, n_movies", [(4828, 3502), (116_677, 20_108)])
+def test_mult_vae_recipe_is_the_papers_settings_on_any_data(n_users, n_movies):
+    cfg = resolved(["--recipe", "mult-vae"], n_users, n_movies).config
+    assert {k: getattr(cfg, k) for k in PAPER_DEFAULTS} == PAPER_DEFAULTS
+    assert {k: getattr(cfg, k) for k in PAPER_MODEL} == PAPER_MODEL
+
+
+def test_auto_picks_by_catalogue_size_and_says_why():
+    small, large = resolved([], 4828, 3502), resolved([], 116_677, 20_108)
+    assert small.recipe == recipes.AUTO_SMALL_CATALOGUE != large.recipe == "mult-vae"
+    assert "3,502 movies <= 10,000" in small.choices[0] and "20,108 movies > 10,000" in large.choices[0]
+    assert large.config.batch_size == 500 and large.config.anneal_steps == 200_000
+    assert small.config.recipe == large.config.recipe == "auto"  # the asked recipe names the run
+
+
+def test_a_flag_given_wins_over_the_recipe():
+    cfg = resolved(["--recipe", "recvae", "--batch-size", "77", "--kl-gamma", "0.02",
+                    "--activation", "tanh", "--patience", "3"]).config
+    assert (cfg.batch_size, cfg.kl_gamma, cfg.activation, cfg.patience) == (77, 0.02, "tanh", 3)
+    assert cfg.prior == "composite"  # the rest from the recipe
+
+
+@pytest.mark.parametrize("n_users, batch", [(4828, 50), (483, 25), (60, 25), (116_677, 500), (20_000, 200)])
+def test_fitted_batch_size_gives_about_a_hundred_updates_an_epoch(n_users, batch):
+    assert resolved(["--recipe", "vasp"], n_users).config.batch_size == batch
+
+
+def test_fitted_annealing_reaches_the_cap_at_a_share_of_the_planned_updates():
+    result = resolved(["--recipe", "vasp", "--epochs", "40"], n_users=4828)
+    planned = 40 * 97  # ceil(4828 / 50) updates an epoch
+    assert result.config.anneal_steps == round(recipes.ANNEAL_SHARE * planned)
+    assert any(f"{result.config.anneal_steps:,} updates" in line for line in result.choices)
+    longer = resolved(["--recipe", "vasp", "--epochs", "80"], n_users=4828).config
+    assert longer.anneal_steps == 2 * result.config.anneal_steps
+
+
+def test_resolving_twice_changes_nothing_and_leaves_no_setting_unset():
+    for recipe in ("auto", "mult-vae", "recvae", "vasp"):
+        once = resolved(["--recipe", recipe]).config
+        assert recipes.resolve(once, 4828, 3502).config == once
+        assert None not in once.part("model").values()
+        assert once.batch_size is not None and once.patience is not None
+
+
+def test_recipe_names_the_run_and_changes_its_result():
+    paper, rec = TrainConfig(recipe="mult-vae"), TrainConfig(recipe="recvae")
+    assert paper.model_name != rec.model_name and "recvae" in rec.model_name
+    assert "recipe" in rec.result_differences(paper)  # a grid cell or a run folder tells them apart
+    assert "recipe" in rec.differences(paper)
+
+
+def test_unknown_recipe_is_refused_naming_the_flag(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--recipe", "recvae2"])
+    assert "--recipe" in capsys.readouterr().err
+
+
+def test_every_recipe_gives_every_recipe_setting():
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    for name, settings in recipes.RECIPE_SETTINGS.items():
+        assert set(settings) == set(recipes.RECIPE_FIELDS) and set(settings) <= fields, name
