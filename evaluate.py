@@ -19,7 +19,14 @@ import sys
 from pathlib import Path
 
 # TensorFlow-free: the commands parse their flags before TensorFlow loads.
-from hvae_tf.config import APPROACHES, HELD_OUT_SPLITS, HYBRID_FEATURES, TrainConfig, config_from_args
+from hvae_tf.config import (
+    APPROACHES,
+    HELD_OUT_SPLITS,
+    HYBRID_FEATURES,
+    RECIPES,
+    TrainConfig,
+    config_from_args,
+)
 from hvae_tf.config import build_parser as train_parser
 
 COMMANDS = ("run", "compare", "grid", "tune", "plots", "nearest", "embeddings")
@@ -52,7 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("--out", required=True, help="folder for runs, evaluations and tables")
     grid.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2])
     grid.add_argument("--approaches", type=int, nargs="+", choices=APPROACHES, default=list(APPROACHES))
-    grid.add_argument("--feature-sets", nargs="+", default=list(HYBRID_FEATURES), choices=HYBRID_FEATURES)
+    grid.add_argument("--feature-sets", nargs="*", default=list(HYBRID_FEATURES), choices=HYBRID_FEATURES,
+                      help="the H-VAE's feature sets (none given: the Standard-VAE and the baselines only)")
+    grid.add_argument("--recipes", nargs="+", default=[], choices=RECIPES,
+                      help="recipes for a recipe table beside --recipe's (each one's Standard-VAE "
+                           "and H-VAE genre, with the baselines)")
     tune = sub.add_parser("tune", parents=[train_parser(add_help=False)],
                           help="search train.py's settings (Optuna), scored on validation users only")
     tune.add_argument("--out", required=True, help="folder for the study (study.db), its trials' "
@@ -127,7 +138,7 @@ def command_grid(parser, args) -> None:
 
     base = config_from_args(parser, args)
     run_grid(base, args.out, folds=tuple(args.folds), feature_sets=tuple(args.feature_sets),
-             approaches=tuple(args.approaches))
+             approaches=tuple(args.approaches), recipes=tuple(args.recipes))
 
 
 def command_tune(parser, args) -> None:

@@ -40,7 +40,7 @@ import keras  # noqa: E402
 from synthetic_clicks import LIANG_MOVIES, LIANG_USERS, fold_in_split, liang_like_clicks  # noqa: E402
 
 from hvae_tf import recipes  # noqa: E402
-from hvae_tf.baselines.ease import closed_form, gram_matrix  # noqa: E402
+from hvae_tf.baselines.ease import logit_start  # noqa: E402
 from hvae_tf.config import RECIPES, TrainConfig  # noqa: E402
 from hvae_tf.data import pipeline  # noqa: E402
 from hvae_tf.features import random_embeddings  # noqa: E402
@@ -278,9 +278,11 @@ def our_epochs(data: Data, kind: str, epochs: int, folder: Path,
         fold_in=data.fold_in, held_out=data.held_out))
     embeddings = None if approach is None else random_embeddings(data.n_movies, 3, seed=cfg.seed)
     train_ds = pipeline.padded_batches(data.train, cfg.batch_size, seed=cfg.seed)
-    shallow = closed_form(gram_matrix(data.train), cfg.shallow_init_l2) if cfg.shallow == "ease" else None
-    model = build_model(data.n_movies, embeddings, train_clicks=data.train, shallow_weights=shallow,
-                        **cfg.part("model"))
+    shallow = {}
+    if cfg.shallow == "ease":
+        weights, bias = logit_start(data.train, cfg.shallow_init_l2, seed=cfg.seed)
+        shallow = {"shallow_weights": weights, "shallow_bias": bias}
+    model = build_model(data.n_movies, embeddings, train_clicks=data.train, **shallow, **cfg.part("model"))
     model.compile(optimizer=FusedAdam(cfg.lr), jit_compile=False)
     model(next(iter(train_ds)))
     clock = EpochClock()

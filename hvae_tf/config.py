@@ -67,6 +67,7 @@ POSITIVE = Rule(lambda v: _finite(v) and v > 0, "a finite number > 0")
 NON_NEGATIVE = Rule(lambda v: _finite(v) and v >= 0, "a finite number >= 0")
 RATE = Rule(lambda v: _finite(v) and 0 <= v < 1, "in [0, 1)")
 FINITE = Rule(_finite, "a finite number")
+SHARE = Rule(lambda v: _finite(v) and 0 < v <= 1, "in (0, 1]")
 
 
 def setting(default, parts: str = "", help: str | None = None, *, type=None, choices=None,
@@ -142,6 +143,10 @@ class TrainConfig:
                                   "the recipe)", type=str, choices=SHALLOW_PATHS)
     shallow_l2: float | None = setting(None, "model", "L2 weight on the shallow path (from the "
                                        "recipe)", type=float, rule=NON_NEGATIVE)
+    shallow_speed: float | None = setting(None, "model", "the shallow path's weights move at this "
+                                          "share of the learning rate, so that a start from EASE "
+                                          "is refined, not washed out (from the recipe)", type=float,
+                                          rule=SHARE)
     shallow_init_l2: float = setting(500.0, "fit", "EASE's L2 for the shallow path's start",
                                      rule=POSITIVE)
     hidden_dim: int = setting(600, "model", rule=AT_LEAST_1)

@@ -147,3 +147,24 @@ def test_ease_beats_popularity_on_real_ml1m(shared_data):
                                        recall_ks=(), ndcg_ks=(100,))
         ndcg[model.name] = ranking.summarize(per_user)["ndcg@100"]
     assert ndcg["EASE"] > 1.5 * ndcg["Popularity"]
+
+
+def test_ease_logit_start_is_eases_weights_scaled_to_fitted_click_logits():
+    import scipy.optimize
+
+    from hvae_tf.baselines.ease import logit_start
+
+    rng = np.random.default_rng(0)
+    train = sp.csr_matrix((rng.random((300, 40)) < 0.15).astype(np.float32))
+    weights, bias = logit_start(train, 50.0, users=300)
+    ease = EASE(50.0).fit(train).weights
+    scale = weights[ease != 0] / ease[ease != 0]
+    assert np.allclose(scale, scale[0], rtol=1e-4) and scale[0] > 0 and np.all(np.diag(weights) == 0)
+    scores, clicked = (train @ ease).ravel(), train.toarray().ravel()
+
+    def nll(theta):
+        logits = theta[0] * scores + theta[1]
+        return np.mean(np.logaddexp(0, logits) - clicked * logits)
+
+    best = scipy.optimize.minimize(nll, [1.0, 0.0], method="Nelder-Mead", options={"xatol": 1e-6}).x
+    assert scale[0] == pytest.approx(best[0], rel=1e-2) and bias == pytest.approx(best[1], rel=1e-2)

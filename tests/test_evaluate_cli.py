@@ -183,6 +183,32 @@ def test_grid_over_two_folds_writes_table2_with_mean_and_std_of_each_model(gener
             assert cell == f"{float(row[f'{model} p_t']):.2g} / {float(row[f'{model} p_w']):.2g}"
 
 
+def test_grid_of_recipes_tests_every_model_against_ease(generated_data_dir, tmp_path):
+    """No H-VAE feature sets and a second recipe: the Standard-VAE and the baselines, a table
+    against EASE whose p-values are the paired tests of the per-user files, and a recipe table."""
+    from hvae_tf.evaluation import harness
+    from hvae_tf.evaluation.significance import compare, load_per_user
+
+    out = tmp_path / "grid"
+    flags = small_run_argv(generated_data_dir, epochs=1)
+    evaluate("grid", "--out", out, "--folds", "0", "--feature-sets", "--approaches", "1",
+             "--recipes", "recvae", *flags, cwd=tmp_path, timeout=600)
+    runs = sorted(p.name for p in (out / "runs").iterdir())
+    assert len(runs) == 4 and sum("recvae" in r for r in runs) == 2  # each recipe: none and genre
+    values, p_values = markdown_tables((out / "table_vs_ease.md").read_text())
+    assert values[0] == ["measure", "Standard-VAE", "Popularity", "EASE"]
+    assert p_values[0] == ["measure", "Standard-VAE", "Popularity"]
+    standard = next(r for r in runs if "-vae-mult-vae" in r)
+    mine = load_per_user(harness.scheme_file(out / "runs" / standard / "eval" / "test", "Eval 2"))
+    ease = load_per_user(harness.scheme_file(out / "baselines" / "fold0" / "EASE", "Eval 2"))
+    test = compare(mine, ease, "ndcg@100")
+    row = next(r for r in p_values if r[0] == "Eval 2 NDCG@100")
+    assert row[1] == f"{test.p_t:.2g} / {test.p_w:.2g}"
+    recipes, _ = markdown_tables((out / "table_recipes.md").read_text())
+    assert recipes[0] == ["measure", "Standard-VAE (mult-vae)", "H-VAE genre (mult-vae)",
+                          "Standard-VAE (recvae)", "H-VAE genre (recvae)", "Popularity", "EASE"]
+
+
 def markdown_tables(text: str) -> list[list[list[str]]]:
     """The Markdown tables in `text`, each as rows of stripped cell texts."""
     tables, current = [], None

@@ -149,3 +149,22 @@ def test_hybrid_takes_every_option(approach):
     restored(users)
     restored.set_weights(model.get_weights())
     np.testing.assert_allclose(restored.scores(users), after, rtol=1e-5, atol=1e-6)
+
+
+def test_slowed_shallow_path_computes_the_same_and_moves_at_its_speed():
+    rng = np.random.default_rng(4)
+    weights = rng.normal(0, 0.1, (N_MOVIES, N_MOVIES)).astype(np.float32)
+    users = padded_users(10)
+    clicks = click_matrix(users, N_MOVIES)
+    paths = {speed: ShallowPath(N_MOVIES, weights, bias=-2.0, speed=speed) for speed in (1.0, 0.1)}
+    moved = {}
+    for speed, path in paths.items():
+        path.build()
+        np.testing.assert_allclose(path(clicks), dense_clicks(users) @ (weights - np.diag(np.diag(weights))) - 2.0,
+                                   rtol=1e-4, atol=1e-4)
+        optimizer = keras.optimizers.Adam(1e-3)
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(path(clicks))
+        optimizer.apply_gradients(zip(tape.gradient(loss, [path.kernel]), [path.kernel]))
+        moved[speed] = np.abs(speed * path.kernel.numpy() - weights).max()
+    assert moved[0.1] == pytest.approx(0.1 * moved[1.0], rel=1e-3)  # Adam's first step: lr per weight

@@ -17,6 +17,7 @@ from typing import Iterable
 
 import numpy as np
 import scipy.linalg
+import scipy.optimize
 import scipy.sparse as sp
 
 from hvae_tf.metrics import ranking
@@ -127,6 +128,33 @@ def closed_form(gram: np.ndarray, l2: float) -> np.ndarray:
     weights /= -np.diagonal(weights).copy()
     np.fill_diagonal(weights, 0.0)
     return weights
+
+
+def logit_start(train: sp.spmatrix, l2: float, users: int = 1000, seed: int = 0) -> tuple[np.ndarray, float]:
+    """EASE's weights as click logits: (a B, c) with a, c from a logistic fit of each (user, movie)
+    click on its EASE score a x_u B_i + c, over a sample of training users.
+
+    EASE's scores are regression outputs near [0, 1]; a sigmoid of them would barely separate
+    movies. Scaled and shifted by the fitted a and c, s(a x_u B + c) is EASE's own click
+    probability, so a path started there ranks as EASE does from the first step.
+    """
+    weights = closed_form(gram_matrix(train), l2)
+    rng = np.random.default_rng(seed)
+    sample = sp.csr_matrix(train)[np.sort(rng.choice(train.shape[0], min(users, train.shape[0]), replace=False))]
+    scores = np.asarray(sample @ weights, dtype=np.float64).ravel()
+    clicked = np.asarray(sample.toarray(), dtype=np.float64).ravel()  # a sample of users: small
+    rate = float(np.clip(clicked.mean(), 1e-6, 1 - 1e-6))
+
+    def loss(theta):  # mean Bernoulli negative log-likelihood of the clicks, and its gradient
+        logits = theta[0] * scores + theta[1]
+        residual = 1.0 / (1.0 + np.exp(-logits)) - clicked
+        value = np.mean(np.logaddexp(0.0, logits) - clicked * logits)
+        return value, np.array([np.mean(residual * scores), np.mean(residual)])
+
+    theta = scipy.optimize.minimize(loss, [1.0, math.log(rate / (1 - rate))], jac=True,
+                                    method="L-BFGS-B").x  # convex in (a, c)
+    weights *= theta[0]
+    return weights.astype(np.float32), float(theta[1])
 
 
 def _mirror_upper_triangle(matrix: np.ndarray, block: int = 2048) -> None:

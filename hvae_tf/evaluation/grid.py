@@ -19,7 +19,16 @@ from hvae_tf.config import HYBRID_FEATURES, SCHEMES, TrainConfig, describe_diffe
 from hvae_tf.data import prepare
 from hvae_tf.evaluation import harness
 from hvae_tf.evaluation.significance import compare, load_per_user
-from hvae_tf.evaluation.tables import STANDARD_VAE, Result, model_label, table1, table2
+from hvae_tf.evaluation.tables import (
+    BASELINES,
+    STANDARD_VAE,
+    Result,
+    model_label,
+    recipe_table,
+    results_table,
+    table1,
+    table2,
+)
 from hvae_tf.io import write_atomic
 from hvae_tf.training.run import train
 
@@ -38,10 +47,12 @@ def cell_label(features: str, approach: int, approaches) -> str:
     return model_label(features, approach if len(approaches) > 1 else None)
 
 
-def run_cell(base: TrainConfig, out: Path, fold: int, features: str, approach: int) -> Path:
+def run_cell(base: TrainConfig, out: Path, fold: int, features: str, approach: int,
+             recipe: str | None = None) -> Path:
     """Train one grid cell, or resume it, or reuse it when finished; a run folder made with any
     other setting (epochs included) is refused rather than reused."""
-    cfg = dataclasses.replace(base, fold=fold, features=features, approach=approach)
+    cfg = dataclasses.replace(base, fold=fold, features=features, approach=approach,
+                              recipe=recipe or base.recipe)
     cfg = dataclasses.replace(cfg, run_dir=str(out / "runs" / cfg.model_name),
                               export_dir=str(out / "saved_models"))
     saved = Path(cfg.run_dir) / "config.json"
@@ -95,33 +106,66 @@ def collect(folders: dict[tuple[str, int], Path], reference=STANDARD_VAE) -> lis
     return records
 
 
+def recipe_label(recipe: str, features: str) -> str:
+    """A recipe table's column: "Standard-VAE (recvae)", "H-VAE genre (vasp)"."""
+    return f"{model_label(features)} ({recipe})"
+
+
+# The recipe table's models: each recipe's Standard-VAE and its H-VAE with genre features.
+RECIPE_CELLS = (("none", 1), ("genre", 1))
+
+
 def run_grid(base: TrainConfig, out: str | Path, folds=(0, 1, 2), feature_sets=HYBRID_FEATURES,
-             approaches=(1, 2), split_name: str = "test") -> dict[str, Path]:
-    """Train, evaluate and tabulate the grid; returns the written table files."""
+             approaches=(1, 2), split_name: str = "test", recipes=()) -> dict[str, Path]:
+    """Train, evaluate and tabulate the grid; returns the written table files.
+
+    The paper's tables use `base.recipe` for every model. `recipes` (others) add a recipe table:
+    each recipe's Standard-VAE and H-VAE (genre, approach 1) beside the base recipe's, with the
+    baselines."""
     out = Path(out)
     data, _ = prepare.prepare(dataclasses.replace(base, fold=folds[0]), verbose=True)
     cells = grid_cells(data, feature_sets, approaches)
-    total = len(folds) * (len(cells) + 1)
+    others = [r for r in dict.fromkeys(recipes) if r != base.recipe]
+    recipe_cells = [(r, f, a) for r in (base.recipe, *others) for f, a in RECIPE_CELLS] if others else []
+    extra = [c for c in recipe_cells if c[0] != base.recipe or (c[1], c[2]) not in cells]
+    total = len(folds) * (len(cells) + len(extra) + 1)
     folders: dict[tuple[str, int], Path] = {}
+    by_recipe: dict[tuple[str, int], Path] = {}
     done = 0
     for fold in folds:
-        for features, approach in cells:
+        for recipe, features, approach in [(base.recipe, f, a) for f, a in cells] + extra:
             done += 1
-            label = cell_label(features, approach, approaches)
-            print(f"[grid {done}/{total}] fold {fold}: {label}", flush=True)
-            run = run_cell(base, out, fold, features, approach)
+            label = (cell_label(features, approach, approaches) if recipe == base.recipe
+                     and (features, approach) in cells else recipe_label(recipe, features))
+            print(f"[grid {done}/{total}] fold {fold}: {label}"
+                  + (f" ({recipe})" if recipe == base.recipe else ""), flush=True)
+            run = run_cell(base, out, fold, features, approach, recipe)
             harness.evaluate_run(run, split_name)
-            folders[(label, fold)] = harness.evaluation_folder(run, split_name, True)
+            folder = harness.evaluation_folder(run, split_name, True)
+            if recipe == base.recipe and (features, approach) in cells:
+                folders[(label, fold)] = folder
+            if (recipe, features, approach) in recipe_cells:
+                by_recipe[(recipe_label(recipe, features), fold)] = folder
         done += 1
         print(f"[grid {done}/{total}] fold {fold}: Popularity and EASE", flush=True)
         for name, folder in baseline_folders(base, out, fold).items():
             folders[(name, fold)] = folder
+            by_recipe[(name, fold)] = folder
     records = collect(folders)
     written = {}
     tables = [("table2", table2(records, approach=approaches[0]))]
-    if len(approaches) > 1:
+    if len(approaches) > 1 and feature_sets:
         tables.append(("table1", table1(records, [f for f in feature_sets
                                                    if any(c[0] == f for c in cells)])))
+    # The claim a user checks first: does the VAE beat the closed-form baseline, fold by fold?
+    against_ease = collect(folders, reference="EASE")
+    models = [label for label in dict.fromkeys(label for label, _ in folders) if label not in BASELINES]
+    tables.append(("table_vs_ease", results_table(
+        against_ease, [*models, *BASELINES], reference="EASE",
+        title=f"Test users, each model against EASE ({base.recipe} recipe)")))
+    if others:
+        tables.append(("table_recipes", recipe_table(collect(by_recipe, reference="EASE"),
+                                                     [base.recipe, *others])))
     for stem, table in tables:
         md, csv = table.write(out / stem)
         written[stem] = md

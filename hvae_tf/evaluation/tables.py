@@ -216,6 +216,14 @@ def table2(records: Iterable[Result], approach: int = 1) -> Table:
                          title=f"Table 2: test users, H-VAE approach {approach}")
 
 
+def recipe_table(records: Iterable[Result], recipes: Sequence[str]) -> Table:
+    """Each recipe's Standard-VAE and H-VAE (genre) side by side, then the baselines; p-values
+    against EASE (records from `collect(..., reference="EASE")`)."""
+    models = [f"{model_label(f)} ({r})" for r in recipes for f in ("none", "genre")]
+    return results_table(records, [*models, *BASELINES], reference="EASE",
+                         title="Recipes: test users, against EASE")
+
+
 def table1(records: Iterable[Result], feature_sets: Sequence[str] = HYBRID_FEATURES) -> Table:
     """Paper's Table 1: approach 1 (flattened embeddings) next to approach 2 (collapsed), per feature set."""
     models = [model_label(f, a) for f in feature_sets for a in (1, 2)]

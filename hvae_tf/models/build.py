@@ -17,16 +17,17 @@ def click_density(clicks: sp.spmatrix) -> float:
 def build_model(n_movies: int, movie_embeddings=None, *, approach: int = 1,
                 trainable_embeddings: bool = False, click_input: str = "auto",
                 train_clicks: sp.spmatrix | None = None, shallow_weights=None,
-                **settings) -> StandardVAE:
+                shallow_bias: float = 0.0, **settings) -> StandardVAE:
     """Without movie embeddings the Standard-VAE (the H-VAE's own settings are then unused);
     with them the Hybrid-VAE. `settings` are StandardVAE's constructor arguments, every recipe
     setting resolved (hvae_tf.recipes); click_input "auto" becomes "dense" or "gathered" by the
-    density of `train_clicks` (gathered without them). `shallow_weights` starts the shallow path."""
+    density of `train_clicks` (gathered without them). `shallow_weights` and `shallow_bias` start
+    the shallow path."""
     unresolved = sorted(k for k, v in settings.items() if v is None)
     if unresolved:
         raise ValueError(f"model settings {unresolved} are unset: resolve the configuration's "
                          "recipe first (hvae_tf.recipes.resolve)")
-    settings["shallow_weights"] = shallow_weights
+    settings.update(shallow_weights=shallow_weights, shallow_bias=shallow_bias)
     if click_input == "auto":
         dense = train_clicks is not None and click_density(train_clicks) >= DENSE_FROM_DENSITY
         click_input = "dense" if dense else "gathered"

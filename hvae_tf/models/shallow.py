@@ -5,6 +5,11 @@ itself (EASE's constraint, which stops the path from learning the identity). The
 removed in the forward pass (x_u W - x_u * diag(W)) rather than masked in W: masking would build a
 second n_movies^2 matrix every step. W is n_movies^2 floats, three times over with Adam's two
 slots: bench/README.md gives the memory at ML-20M's catalogue sizes.
+
+A start from EASE is only kept if training does not wash it out: Adam moves every weight by about
+the learning rate each step, while EASE's weights are of order 1e-2, so a few dozen steps would
+replace them with noise. `speed` slows the path: W = speed * V with V the variable, so each step
+moves W by about speed * lr (Adam's step does not depend on the gradient's scale).
 """
 
 from __future__ import annotations
@@ -17,12 +22,14 @@ from hvae_tf.models.click_input import clicks_times
 
 
 class ShallowPath(keras.layers.Layer):
-    """x_u W (zero diagonal) over the raw click row; started from `initial` (e.g. EASE's weights)
-    or zeros."""
+    """x_u W (zero diagonal) + b over the raw click row; started from `initial` W and `bias`
+    (e.g. EASE's weights, calibrated as logits) or zeros."""
 
-    def __init__(self, n_movies: int, initial=None, click_input: str = "gathered", **kwargs):
+    def __init__(self, n_movies: int, initial=None, bias: float = 0.0, speed: float = 1.0,
+                 click_input: str = "gathered", **kwargs):
         super().__init__(**kwargs)
         self.n_movies = int(n_movies)
+        self.speed, self._initial_bias = float(speed), float(bias)
         # "dense": the gradient is one dense matmul and a fused Adam update; "gathered": only the
         # clicked movies' rows get a gradient (sparse data), through Adam's slower sparse update.
         self.click_input = click_input
@@ -37,12 +44,18 @@ class ShallowPath(keras.layers.Layer):
 
     def build(self, input_shape=None):
         initial = self._initial
-        init = "zeros" if initial is None else keras.initializers.Constant(initial)
+        init = "zeros" if initial is None else keras.initializers.Constant(initial / self.speed)
         self.kernel = self.add_weight(shape=(self.n_movies, self.n_movies), initializer=init, name="kernel")
+        self.bias = self.add_weight(shape=(), initializer=keras.initializers.Constant(self._initial_bias),
+                                    name="bias")
         self._initial = None  # the weight holds it now
         self.built = True
+
+    def squared_norm(self) -> tf.Tensor:
+        """||W||^2, for the path's L2 penalty."""
+        return self.speed ** 2 * tf.reduce_sum(tf.square(self.kernel))
 
     def call(self, clicks: tf.SparseTensor) -> tf.Tensor:
         diagonal = tf.gather(tf.linalg.diag_part(self.kernel), clicks.indices[:, 1]) * clicks.values
         own = tf.scatter_nd(clicks.indices, diagonal, clicks.dense_shape)
-        return clicks_times(clicks, self.kernel, self.click_input) - own
+        return self.speed * (clicks_times(clicks, self.kernel, self.click_input) - own) + self.bias

@@ -45,7 +45,8 @@ class StandardVAE(VariationalAutoencoder):
     - encoder_passes > 0: RecVAE's alternating updates, that many encoder updates (denoised
       input) then one decoder update (the whole input) per batch.
     - shallow "ease"/"zeros": VASP's shallow path (Vancura & Kordik 2021), an item-item layer
-      whose sigmoid multiplies the VAE's; started from `shallow_weights` (EASE) or zeros.
+      whose sigmoid multiplies the VAE's; started from `shallow_weights` and `shallow_bias`
+      (EASE as logits) or zeros, moving at `shallow_speed` times the learning rate.
     """
 
     def __init__(
@@ -66,18 +67,22 @@ class StandardVAE(VariationalAutoencoder):
         encoder_passes: int = 0,
         shallow: str = "none",
         shallow_l2: float = 0.0,
+        shallow_speed: float = 1.0,
         click_input: str = "gathered",
         seed: int | None = None,
         shallow_weights=None,
+        shallow_bias: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.remember_settings(locals())
-        self.settings.pop("shallow_weights")  # a start, not a setting: the weights file holds it
+        for start in ("shallow_weights", "shallow_bias"):  # a start, not a setting: the weights hold it
+            self.settings.pop(start)
         if int(n_movies) != n_movies or n_movies < 1:
             raise ValueError(f"n_movies must be a positive whole number, got {n_movies!r}")
         for name in ("hidden_dim", "activation", "latent_dim", "likelihood", "dropout", "weight_decay",
-                     "architecture", "prior", "kl_gamma", "encoder_passes", "shallow", "shallow_l2"):
+                     "architecture", "prior", "kl_gamma", "encoder_passes", "shallow", "shallow_l2",
+                     "shallow_speed"):
             check_setting(name, locals()[name])
         self.n_movies = int(n_movies)
         self.hidden_dim = int(hidden_dim)
@@ -107,7 +112,8 @@ class StandardVAE(VariationalAutoencoder):
         self.prior_layers = (self._make_encoder(seed, activation, trainable=False, prefix="prior_")
                              if prior == "composite" else None)
         self.shallow_path = None if shallow == "none" else ShallowPath(
-            self.n_movies, shallow_weights, click_input=click_input, name="shallow_path")
+            self.n_movies, shallow_weights, bias=shallow_bias, speed=shallow_speed,
+            click_input=click_input, name="shallow_path")
         self.sampling = Sampling(seed=_seed(seed, 13), name="sampling")
         self.dropout_seed = keras.random.SeedGenerator(_seed(seed, 14))
         self.anneal_step = self.add_weight(
@@ -285,7 +291,7 @@ class StandardVAE(VariationalAutoencoder):
         if self.weight_decay > 0.0:
             terms.append(self.weight_decay * self.weight_penalty())
         if self.shallow_path is not None and self.shallow_l2 > 0.0:
-            terms.append(self.shallow_l2 * tf.reduce_sum(tf.square(self.shallow_path.kernel)))
+            terms.append(self.shallow_l2 * self.shallow_path.squared_norm())
         return tf.add_n(terms) if terms else None
 
     def after_update(self) -> None:

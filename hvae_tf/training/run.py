@@ -16,7 +16,7 @@ import keras
 import tensorflow as tf
 
 from hvae_tf import recipes
-from hvae_tf.baselines.ease import closed_form, gram_matrix
+from hvae_tf.baselines.ease import logit_start
 from hvae_tf.config import TrainConfig
 from hvae_tf.data import pipeline, prepare
 from hvae_tf.embeddings import movie_embeddings
@@ -144,13 +144,14 @@ def _fit(cfg: TrainConfig, run: Path, folder: RunFolder | None, extra_callbacks=
         print("settings: " + "; ".join(resolved.choices))
     embeddings = movie_embeddings(cfg, data, split)
     train_ds = pipeline.padded_batches(split.train, cfg.batch_size, seed=cfg.seed)
-    shallow_weights = None
-    if cfg.shallow == "ease":  # VASP's start: the closed-form EASE on the training users
-        shallow_weights = closed_form(gram_matrix(split.train), cfg.shallow_init_l2)
+    shallow = {}
+    if cfg.shallow == "ease":  # the closed-form EASE on the training users, as click logits
+        weights, bias = logit_start(split.train, cfg.shallow_init_l2, seed=cfg.seed)
+        shallow = {"shallow_weights": weights, "shallow_bias": bias}
 
     with strategy.scope():
-        model = build_model(split.n_movies, embeddings, train_clicks=split.train,
-                            shallow_weights=shallow_weights, **cfg.part("model"))
+        model = build_model(split.n_movies, embeddings, train_clicks=split.train, **shallow,
+                            **cfg.part("model"))
         model.compile(optimizer=FusedAdam(cfg.lr), jit_compile=False)
         # Called once inside the scope, before fit: Keras 3's fit under a strategy fails on a model
         # it has to build itself (the sparse input is made inside the model).
