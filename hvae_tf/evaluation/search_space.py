@@ -88,7 +88,7 @@ COMMON_SPACE = {
 # What only one recipe reads.
 RECIPE_SPACE = {
     "recvae": {"kl_gamma": log_float(1e-4, 5e-2), "encoder_passes": int_range(1, 4)},
-    "vasp": {"shallow_l2": log_float(1e-6, 1e-2)},
+    "vasp": {"shallow_l2": log_float(1e-6, 1e-2), "shallow_speed": log_float(0.01, 1.0)},
 }
 # What a recipe's model ignores: with kl_gamma > 0, RecVAE's KL weight is per user, not annealed,
 # so searching the annealing would only give the sampler dimensions that change nothing.

@@ -1,10 +1,11 @@
 """VASP's shallow path (Vancura & Kordik 2021): a linear item-item layer, "neural EASE".
 
 b_u = x_u W with W [n_movies, n_movies] and a zero diagonal, so that a movie never predicts
-itself (EASE's constraint, which stops the path from learning the identity). The diagonal is
-removed in the forward pass (x_u W - x_u * diag(W)) rather than masked in W: masking would build a
-second n_movies^2 matrix every step. W is n_movies^2 floats, three times over with Adam's two
-slots: bench/README.md gives the memory at ML-20M's catalogue sizes.
+itself (EASE's constraint, which stops the path from learning the identity). The diagonal is kept
+at zero by starting it at zero and zeroing its gradient (then Adam never moves it): masking W, or
+subtracting x_u * diag(W), would make the gradient of the diagonal a second dense n_movies^2
+matrix every step. W is n_movies^2 floats, three times over with Adam's two slots, plus its
+gradient: bench/README.md gives the memory at ML-20M's catalogue sizes.
 
 A start from EASE is only kept if training does not wash it out: Adam moves every weight by about
 the learning rate each step, while EASE's weights are of order 1e-2, so a few dozen steps would
@@ -21,18 +22,29 @@ import tensorflow as tf
 from hvae_tf.models.click_input import clicks_times
 
 
+@tf.custom_gradient
+def _without_diagonal_gradient(kernel):
+    """The kernel as is; its gradient with the diagonal set to zero (dense, or per gathered row)."""
+
+    def gradient(upstream):
+        if isinstance(upstream, tf.IndexedSlices):  # rows of the kernel, one per gathered click
+            rows = tf.cast(upstream.indices, tf.int64)
+            at = tf.stack([tf.range(tf.size(rows, out_type=tf.int64)), rows], axis=1)
+            values = tf.tensor_scatter_nd_update(upstream.values, at, tf.zeros_like(rows, upstream.values.dtype))
+            return tf.IndexedSlices(values, upstream.indices, upstream.dense_shape)
+        return tf.linalg.set_diag(upstream, tf.zeros_like(upstream[0]))
+
+    return tf.identity(kernel), gradient
+
+
 class ShallowPath(keras.layers.Layer):
     """x_u W (zero diagonal) + b over the raw click row; started from `initial` W and `bias`
     (e.g. EASE's weights, calibrated as logits) or zeros."""
 
-    def __init__(self, n_movies: int, initial=None, bias: float = 0.0, speed: float = 1.0,
-                 click_input: str = "gathered", **kwargs):
+    def __init__(self, n_movies: int, initial=None, bias: float = 0.0, speed: float = 1.0, **kwargs):
         super().__init__(**kwargs)
         self.n_movies = int(n_movies)
         self.speed, self._initial_bias = float(speed), float(bias)
-        # "dense": the gradient is one dense matmul and a fused Adam update; "gathered": only the
-        # clicked movies' rows get a gradient (sparse data), through Adam's slower sparse update.
-        self.click_input = click_input
         if initial is not None:
             initial = np.asarray(initial, dtype=np.float32)
             if initial.shape != (self.n_movies, self.n_movies):
@@ -40,6 +52,8 @@ class ShallowPath(keras.layers.Layer):
                                  f"{self.n_movies}] (movies x movies), got {initial.shape}")
             if not np.isfinite(initial).all():
                 raise ValueError("the shallow path's initial weights have non-finite values")
+            initial = initial.copy()
+            np.fill_diagonal(initial, 0.0)
         self._initial = initial
 
     def build(self, input_shape=None):
@@ -56,6 +70,8 @@ class ShallowPath(keras.layers.Layer):
         return self.speed ** 2 * tf.reduce_sum(tf.square(self.kernel))
 
     def call(self, clicks: tf.SparseTensor) -> tf.Tensor:
-        diagonal = tf.gather(tf.linalg.diag_part(self.kernel), clicks.indices[:, 1]) * clicks.values
-        own = tf.scatter_nd(clicks.indices, diagonal, clicks.dense_shape)
-        return self.speed * (clicks_times(clicks, self.kernel, self.click_input) - own) + self.bias
+        kernel = _without_diagonal_gradient(tf.convert_to_tensor(self.kernel))
+        # Always the dense product: its gradient is one n_movies^2 matrix that the fused Adam
+        # update consumes in place. Gathering a kernel row per click would give a gradient row
+        # per click (ML-20M: ~35,000 a batch, 2.8 GB) that Adam's sparse update densifies again.
+        return self.speed * clicks_times(clicks, kernel, "dense") + self.bias

@@ -112,8 +112,7 @@ class StandardVAE(VariationalAutoencoder):
         self.prior_layers = (self._make_encoder(seed, activation, trainable=False, prefix="prior_")
                              if prior == "composite" else None)
         self.shallow_path = None if shallow == "none" else ShallowPath(
-            self.n_movies, shallow_weights, bias=shallow_bias, speed=shallow_speed,
-            click_input=click_input, name="shallow_path")
+            self.n_movies, shallow_weights, bias=shallow_bias, speed=shallow_speed, name="shallow_path")
         self.sampling = Sampling(seed=_seed(seed, 13), name="sampling")
         self.dropout_seed = keras.random.SeedGenerator(_seed(seed, 14))
         self.anneal_step = self.add_weight(
