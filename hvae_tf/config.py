@@ -218,7 +218,10 @@ class TrainConfig:
     @classmethod
     def from_json(cls, text: str) -> "TrainConfig":
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in json.loads(text).items() if k in known})
+        saved = json.loads(text)
+        # Saved before recipes existed: every setting then was the paper's (mult-vae) one.
+        saved.setdefault("recipe", "mult-vae")
+        return cls(**{k: v for k, v in saved.items() if k in known})
 
     def differences(self, other: "TrainConfig") -> dict[str, tuple]:
         """Fields that differ and would make two runs incomparable (resumable ones ignored)."""

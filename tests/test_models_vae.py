@@ -216,7 +216,7 @@ def test_every_model_flag_reaches_the_model_and_its_saved_config():
                       "--seed", "5", "--approach", "2", "--activation", "swish",
                       "--click-input", "dense", "--architecture", "mult-vae", "--prior", "composite",
                       "--kl-gamma", "0.01", "--encoder-passes", "2", "--shallow", "zeros",
-                      "--shallow-l2", "0.001"])
+                      "--shallow-l2", "0.001", "--shallow-speed", "0.5"])
     settings = cfg.part("model")
     assert None not in settings.values()  # every recipe setting given: nothing left to the recipe
     hybrid_only = {"approach", "trainable_embeddings"}

@@ -79,3 +79,40 @@ def test_every_recipe_gives_every_recipe_setting():
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     for name, settings in recipes.RECIPE_SETTINGS.items():
         assert set(settings) == set(recipes.RECIPE_FIELDS) and set(settings) <= fields, name
+
+
+def test_patience_stops_once_the_best_epoch_is_that_far_back_even_after_a_resume(tmp_path):
+    import json
+    import types
+
+    from hvae_tf.training.callbacks import RankingMetrics, StopWhenNotImproving
+
+    history = tmp_path / "validation.json"
+    scores = [0.30, 0.35, 0.34, 0.33, 0.36, 0.35, 0.34, 0.33]
+    # A run killed after epoch 6 left its history on disk; the resumed run's callback reads it.
+    history.write_text(json.dumps([{"epoch": e + 1, "val_ndcg_100": v} for e, v in enumerate(scores[:6])]))
+    ranking = RankingMetrics(None, None, history_path=history)
+    stop = StopWhenNotImproving(ranking, patience=3)
+    stop.set_model(types.SimpleNamespace(stop_training=False))
+    for epoch in (6, 7):  # 0-based: epochs 7 and 8
+        ranking.history.append({"epoch": epoch + 1, "val_ndcg_100": scores[epoch]})
+        stop.on_epoch_end(epoch)
+        assert stop.model.stop_training == (epoch + 1 - 5 >= 3), epoch  # best: epoch 5
+    never = StopWhenNotImproving(ranking, patience=0)
+    never.set_model(types.SimpleNamespace(stop_training=False))
+    never.on_epoch_end(7)
+    assert not never.model.stop_training
+
+
+def test_a_config_saved_before_recipes_existed_reads_as_the_papers_model():
+    import json
+
+    old = json.loads(TrainConfig(recipe="mult-vae").to_json())
+    for name in ("recipe", "architecture", "prior", "kl_gamma", "encoder_passes", "shallow",
+                 "shallow_l2", "shallow_speed", "patience"):
+        old.pop(name)
+    old.update(batch_size=500, anneal_steps=200_000, anneal_cap=0.2, activation="tanh",
+               likelihood="multinomial")
+    cfg = recipes.resolve(TrainConfig.from_json(json.dumps(old)), 4828, 3502).config
+    assert cfg.recipe == "mult-vae"
+    assert {k: getattr(cfg, k) for k in PAPER_MODEL} == PAPER_MODEL
