@@ -64,7 +64,7 @@ class NaiveFirstLayer(keras.layers.Layer):
         if self.approach == 2:
             self.collapse = self.add_weight(shape=(EMBEDDING_DIM, 1), initializer=init, name="collapse_kernel")
 
-    def call(self, weights: tf.SparseTensor):
+    def call(self, weights: tf.SparseTensor, equal_in_rows: bool = False):  # dense: no shortcut
         x = tf.cast(tf.scatter_nd(weights.indices, weights.values, weights.dense_shape), self.compute_dtype)
         if self.approach:
             x = x[:, :, None] * tf.cast(self.embeddings, self.compute_dtype)[None]  # [B, N, d]

@@ -147,6 +147,25 @@ def test_both_ways_of_multiplying_the_clicks_equal_a_sparse_matmul(how):
     assert not out[2].any() and not out[5].any()
 
 
+@pytest.mark.parametrize("kind", ["standard", "approach 1", "approach 2"])
+def test_inference_shortcut_for_equal_weights_in_a_row_computes_the_same(kind):
+    """At inference a user's click weights are equal (1 / sqrt(clicks)): the gathered product's
+    unweighted row sum, scaled once per user, must equal the weighted one, users without clicks
+    included (in the middle and at the end)."""
+    rng = np.random.default_rng(4)
+    embeddings = rng.normal(size=(N_MOVIES, EMBEDDING_DIM)).astype(np.float32)
+    layer = {"standard": lambda: ClickDense(N_MOVIES, UNITS, seed=0),
+             "approach 1": lambda: FlattenedEmbeddingDense(embeddings, UNITS, seed=0),
+             "approach 2": lambda: CollapsedEmbeddingDense(embeddings, UNITS, seed=0)}[kind]()
+    layer.build()
+    layer.bias.assign(rng.normal(size=UNITS).astype(np.float32))
+    batch = padded_batch(rng, 9, 12)
+    batch[4] = batch[8] = -1
+    weights = click_weights(click_matrix(batch, N_MOVIES), normalize=True, dropout=0.5,
+                            seed_generator=None, training=False)
+    np.testing.assert_allclose(layer(weights, equal_in_rows=True), layer(weights), rtol=1e-5, atol=1e-6)
+
+
 def test_auto_click_input_follows_the_training_clicks_density():
     from hvae_tf.models import build_model
 
