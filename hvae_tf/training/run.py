@@ -168,7 +168,7 @@ def _fit(cfg: TrainConfig, run: Path, folder: RunFolder | None, extra_callbacks=
     metrics = {
         "model_name": name,
         "recipe": resolved.recipe,
-        "settings": {name: getattr(cfg, name) for name in recipes.RECIPE_FIELDS},
+        "settings": {field: getattr(cfg, field) for field in recipes.RECIPE_FIELDS},
         "epochs": len(ranking.history),  # history.history holds only this process's epochs
         "best_epoch": ranking.best()["epoch"],
         "validation": final,
