@@ -246,8 +246,9 @@ def train_command(cfg: TrainConfig, searched=()) -> str:
             words += [flag] if value else []
         elif meta["action"] == "store_false":
             words += [] if value else [flag]
-        elif meta["path"]:  # relative to where the command runs, as the user typed it
-            words += [flag, os.path.relpath(value)]
+        elif meta["path"]:  # relative to where the command runs when that reads back the same
+            relative = os.path.relpath(value)
+            words += [flag, relative if str(Path(relative).absolute()) == value else value]
         else:
             words += [flag, repr(value) if isinstance(value, float) else str(value)]
     return shlex.join(words)
