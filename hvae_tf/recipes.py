@@ -20,18 +20,17 @@ from hvae_tf.config import TrainConfig
 # The settings a recipe gives. DATA_FITTED: the value is computed from the data (see resolve).
 DATA_FITTED = "fitted to the data"
 RECIPE_SETTINGS = {
-    "mult-vae": {  # Liang et al. (2018), as published: today's train.py bit for bit
+    "mult-vae": {  # Liang et al. (2018), as published: train.py's settings before recipes, bit for bit
         "likelihood": "multinomial", "architecture": "mult-vae", "activation": "tanh",
         "prior": "standard", "kl_gamma": 0.0, "encoder_passes": 0, "shallow": "none",
-        "shallow_l2": 0.0, "shallow_speed": 1.0, "anneal_steps": 200_000, "anneal_cap": 0.2, "batch_size": 500,
-        "patience": 0,
+        "shallow_l2": 0.0, "shallow_speed": 1.0, "anneal_steps": 200_000, "anneal_cap": 0.2,
+        "batch_size": 500, "patience": 0,
     },
     "recvae": {  # Shenbin et al. (2020): composite prior, beta_u = gamma |x_u|, alternating updates
         "likelihood": "multinomial", "architecture": "recvae", "activation": "swish",
         "prior": "composite", "kl_gamma": 0.005, "encoder_passes": 3, "shallow": "none",
         "shallow_l2": 0.0, "shallow_speed": 1.0, "anneal_steps": 0, "anneal_cap": 0.2,
-        "batch_size": DATA_FITTED,
-        "patience": 20,
+        "batch_size": DATA_FITTED, "patience": 20,
     },
     "vasp": {  # Vancura & Kordik (2021): a deep VAE times a shallow item-item path, Bernoulli loss
         "likelihood": "bernoulli", "architecture": "recvae", "activation": "swish",

@@ -223,9 +223,10 @@ def test_the_default_space_holds_only_fields_train_py_has():
         assert {"lr", "dropout", "hidden_dim", "latent_dim"} <= set(space)
         assert set(space) <= set(TrainConfig.__dataclass_fields__)
         search_space.check_space(space, TrainConfig())
-    if "kl_gamma" in TrainConfig.__dataclass_fields__:
-        assert {"kl_gamma", "encoder_passes"} <= set(search_space.default_space("recvae"))
-        assert "kl_gamma" not in search_space.default_space("mult-vae")
+    assert {"kl_gamma", "encoder_passes"} <= set(search_space.default_space("recvae"))
+    assert not {"anneal_cap", "anneal_steps"} & set(search_space.default_space("recvae"))
+    assert {"shallow_l2", "shallow_speed"} <= set(search_space.default_space("vasp"))
+    assert "kl_gamma" not in search_space.default_space("mult-vae")
 
 
 @pytest.mark.slow

@@ -96,13 +96,10 @@ RECIPE_IGNORES = {"recvae": ("anneal_cap", "anneal_steps")}
 
 
 def default_space(recipe: str | None = None) -> dict[str, Distribution]:
-    """The space for a recipe's model (None: a TrainConfig without recipes), limited to the fields
-    TrainConfig has: a field this version does not define is left out, not an error."""
-    fields = TrainConfig.__dataclass_fields__
-    extra = {k: v for k, v in RECIPE_SPACE.get(recipe, {}).items() if k in fields}
-    ignored = RECIPE_IGNORES.get(recipe, ()) if extra else ()
-    space = {**COMMON_SPACE, **extra}
-    return {name: dist for name, dist in space.items() if name in fields and name not in ignored}
+    """The space for a recipe's model (None: the common knobs only)."""
+    ignored = RECIPE_IGNORES.get(recipe, ())
+    space = {**COMMON_SPACE, **RECIPE_SPACE.get(recipe, {})}
+    return {name: dist for name, dist in space.items() if name not in ignored}
 
 
 def _parse_distribution(name: str, spec) -> Distribution:

@@ -24,17 +24,8 @@ from hvae_tf.models.click_input import clicks_times
 
 @tf.custom_gradient
 def _without_diagonal_gradient(kernel):
-    """The kernel as is; its gradient with the diagonal set to zero (dense, or per gathered row)."""
-
-    def gradient(upstream):
-        if isinstance(upstream, tf.IndexedSlices):  # rows of the kernel, one per gathered click
-            rows = tf.cast(upstream.indices, tf.int64)
-            at = tf.stack([tf.range(tf.size(rows, out_type=tf.int64)), rows], axis=1)
-            values = tf.tensor_scatter_nd_update(upstream.values, at, tf.zeros_like(rows, upstream.values.dtype))
-            return tf.IndexedSlices(values, upstream.indices, upstream.dense_shape)
-        return tf.linalg.set_diag(upstream, tf.zeros_like(upstream[0]))
-
-    return tf.identity(kernel), gradient
+    """The kernel as is; its (dense) gradient with the diagonal set to zero."""
+    return tf.identity(kernel), lambda upstream: tf.linalg.set_diag(upstream, tf.zeros_like(upstream[0]))
 
 
 class ShallowPath(keras.layers.Layer):
