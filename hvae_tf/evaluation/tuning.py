@@ -28,6 +28,7 @@ import keras
 import optuna
 from optuna.trial import TrialState
 
+from hvae_tf import recipes
 from hvae_tf.config import TrainConfig, describe_differences, flag_of, parse_args
 from hvae_tf.data import prepare
 from hvae_tf.evaluation.search_space import Distribution, check_space, default_space, space_to_json
@@ -312,10 +313,8 @@ def resolve_space(base: TrainConfig, space: dict[str, Distribution] | None) -> d
     """The given space, or the default one for the recipe the base command trains."""
     if space is not None:
         return space
-    recipe = getattr(base, "recipe", None)
+    recipe = base.recipe
     if recipe == "auto":  # chosen by the catalogue's size
-        from hvae_tf import recipes
-
         _, split = prepare.prepare(base, verbose=False)
         recipe = recipes.recipe_for(recipe, split.n_movies)[0]
     space = default_space(recipe)
@@ -355,7 +354,7 @@ def run_study(base: TrainConfig, out: str | Path, space: dict[str, Distribution]
             study.optimize(objective, n_trials=1, catch=(FloatingPointError, InvalidTrial),
                            gc_after_trial=True)
             failed += len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,))) - before
-            write_outputs(study, base, out, space)
+            write_outputs(study, base, out, space)  # after each trial: a kill keeps the tables
         command = write_outputs(study, base, out, space)
     if command is None:
         print("no trial has completed yet: no best configuration")
