@@ -26,6 +26,7 @@ from hvae_tf.config import (
     RECIPES,
     TrainConfig,
     config_from_args,
+    parse_approach,
 )
 from hvae_tf.config import build_parser as train_parser
 
@@ -58,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="the paper's grid: all feature sets, both approaches, 3 folds")
     grid.add_argument("--out", required=True, help="folder for runs, evaluations and tables")
     grid.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2])
-    grid.add_argument("--approaches", type=int, nargs="+", choices=APPROACHES, default=list(APPROACHES))
+    grid.add_argument("--approaches", type=parse_approach, nargs="+", choices=APPROACHES,
+                      default=[1, 2], help="H-VAE approaches: 1, 2 (the paper's) and shared (the "
+                      "sharing hybrid); default 1 2")
     grid.add_argument("--feature-sets", nargs="*", default=list(HYBRID_FEATURES), choices=HYBRID_FEATURES,
                       help="the H-VAE's feature sets (none given: the Standard-VAE and the baselines only)")
     grid.add_argument("--recipes", nargs="+", default=[], choices=RECIPES,
@@ -115,10 +118,15 @@ def command_run(args) -> None:
         print(f"{path} ({args.split} users)"
               + ("  ** UNFINISHED RUN: its best checkpoint so far, not its result **" if unfinished else ""))
         for scheme, summary in result.items():
-            numbers = "  ".join(f"{k}={v:.4f}" for k, v in summary.items() if "@" in k)
+            numbers = "  ".join(f"{k}={v:.4f}" for k, v in summary.items() if "@" in k and ":" not in k)
             target = "clicks" if scheme == "Eval 1" else "held-out clicks"  # what each scheme scores
             print(f"  {scheme}: {numbers}  ({summary['users']:,} users, "
                   f"{summary['users_excluded']:,} without {target} excluded)")
+            segments = dict.fromkeys(k.rpartition(":")[0] for k in summary if ":" in k)
+            for segment in segments:  # tail movies, new movies, light users (Eval 2)
+                part = "  ".join(f"{k.rpartition(':')[2]}={v:.4f}" for k, v in summary.items()
+                                 if k.startswith(segment + ":") and "@" in k)
+                print(f"    {segment}: {part}  ({summary[segment + ':users']:,} users)")
 
 
 def command_compare(args) -> None:
@@ -136,6 +144,8 @@ def command_compare(args) -> None:
 def command_grid(parser, args) -> None:
     from hvae_tf.evaluation.grid import run_grid
 
+    if "shared" in args.approaches:  # the grid sets each cell's approach; this admits the shared flags
+        args.approach = "shared"
     base = config_from_args(parser, args)
     run_grid(base, args.out, folds=tuple(args.folds), feature_sets=tuple(args.feature_sets),
              approaches=tuple(args.approaches), recipes=tuple(args.recipes))

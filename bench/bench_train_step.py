@@ -1,4 +1,5 @@
-"""Training-step throughput: Standard-VAE and H-VAE (approaches 1, 2) beside naive dense versions.
+"""Training-step throughput: Standard-VAE, H-VAE (approaches 1, 2) and the sharing hybrid, beside
+naive dense versions.
 
     python bench/bench_train_step.py                       # 20,108 (Liang) and 26,621 (paper) movies
     python bench/bench_train_step.py --movies 2000 --steps 3 --warmup 1      # a quick look
@@ -9,7 +10,9 @@ batches) over users drawn with ML-20M-after-Liang statistics (bench/synthetic_cl
 package's optimizer (FusedAdam; `+keras-adam` models use keras' Adam, to show the difference). The
 naive models are the same Keras models with the first layer fed the dense click rows (approach 1:
 the batch x N x d embedding input flattened to N*d; approach 2: a Dense(1) over it), as the
-original code did; they densify inside the step, so both sides get the same input. Ratios are
+original code did; they densify inside the step, so both sides get the same input. The sharing
+hybrid ("shared") computes its movie vectors (--shared-dim wide) from --shared-content columns
+per movie, the width of Movie-VAE embeddings of that size or of a small feature matrix. Ratios are
 measured inside one run (shared machines are noisy). The matmul bound is the FLOPs of the step's
 dense matmuls (forward + backward = 3x forward) over this process's measured tf.matmul rate.
 """
@@ -31,11 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, when r
 from synthetic_clicks import LIANG_MOVIES, PAPER_MOVIES, check_sizes, liang_like_clicks
 
 from hvae_tf.data import pipeline
-from hvae_tf.models import HybridVAE, StandardVAE
+from hvae_tf.models import HybridVAE, SharedHybridVAE, StandardVAE
 from hvae_tf.models.click_input import click_matrix, click_weights
 from hvae_tf.training.optimizer import FusedAdam
 
-MODELS = ("standard", "hvae1", "hvae2", "naive-standard", "naive-hvae1", "naive-hvae2")
+MODELS = ("standard", "hvae1", "hvae2", "shared", "naive-standard", "naive-hvae1", "naive-hvae2")
 KERAS_ADAM = "+keras-adam"  # a model name with this suffix trains with keras' Adam, not the package's
 DEFAULT_MODELS = (*MODELS, *(m + KERAS_ADAM for m in MODELS[:3]))
 EMBEDDING_DIM = 3
@@ -103,10 +106,16 @@ def make_optimizer(name: str, learning_rate: float = 1e-3) -> keras.optimizers.O
     return (FusedAdam if name == "package" else keras.optimizers.Adam)(learning_rate, name=f"{name}_adam")
 
 
-def make_model(kind: str, n_movies: int, hidden: int, latent: int, seed: int, float32_outputs: bool):
+def make_model(kind: str, n_movies: int, hidden: int, latent: int, seed: int, float32_outputs: bool,
+               shared_dim: int = 64, shared_content: int = 64):
     """One of MODELS, built (weights created) in the current strategy scope."""
     embeddings = np.random.default_rng(seed).normal(size=(n_movies, EMBEDDING_DIM)).astype(np.float32)
     common = {"hidden_dim": hidden, "latent_dim": latent, "seed": seed}
+    if kind == "shared":
+        content = np.random.default_rng(seed).normal(size=(n_movies, shared_content)).astype(np.float32)
+        cls = (type("SharedFloat32Outputs", (Float32Outputs, SharedHybridVAE), {}) if float32_outputs
+               else SharedHybridVAE)
+        return cls(content, shared_dim=shared_dim, **common)
     naive = kind.startswith("naive-")
     approach = {"standard": 0, "hvae1": 1, "hvae2": 2}[kind.removeprefix("naive-")]
     if naive:
@@ -193,7 +202,8 @@ def build_model(kind, n_movies, args, dataset, strategy):
     kind, keras_adam, _ = kind.partition(KERAS_ADAM)
     with strategy.scope():
         model = make_model(kind, n_movies, args.hidden, args.latent, args.seed,
-                           float32_outputs=args.precision != "float32")
+                           float32_outputs=args.precision != "float32", shared_dim=args.shared_dim,
+                           shared_content=args.shared_content)
         model.compile(optimizer=make_optimizer("keras" if keras_adam else "package"),
                       steps_per_execution=args.steps_per_execution)
         model(next(iter(dataset)))  # built inside the scope before fit, as train.py does
@@ -340,6 +350,8 @@ def report(results: list[Result], rate: float) -> list[str]:
                 if (r := ratio(f"hvae{approach}{suffix}", f"standard{suffix}")) is not None:
                     checks.append((f"{n} movies{label}: H-VAE approach {approach} step / Standard-VAE step",
                                    r, "<=", 1.25))
+            if (r := ratio(f"shared{suffix}", f"standard{suffix}")) is not None:
+                checks.append((f"{n} movies{label}: sharing hybrid step / Standard-VAE step", r, "<=", 1.25))
             for kind in ("standard", "hvae1", "hvae2"):
                 if (r := ratio(f"naive-{kind}{suffix}", f"{kind}{suffix}")) is not None:
                     checks.append((f"{n} movies{label}: naive {kind} step / {kind} step (speed-up)", r, ">=",
@@ -368,6 +380,9 @@ def parse_args(argv=None):
     p.add_argument("--batch", type=int, default=500)
     p.add_argument("--hidden", type=int, default=600)
     p.add_argument("--latent", type=int, default=200)
+    p.add_argument("--shared-dim", type=int, default=64, help="the sharing hybrid's movie vectors")
+    p.add_argument("--shared-content", type=int, default=64, help="content columns per movie it "
+                   "computes them from")
     p.add_argument("--steps", type=int, default=3, help="timed fit executions per round (each --steps-per-execution steps)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds; the fastest execution counts")
     p.add_argument("--warmup", type=int, default=2)
@@ -379,7 +394,7 @@ def parse_args(argv=None):
     p.add_argument("--breakdown", action="store_true", help="also time the parts of a Standard-VAE step")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    check_sizes(p, args, ("batch", "hidden", "latent", "steps", "rounds", "warmup", "steps_per_execution",
+    check_sizes(p, args, ("batch", "hidden", "latent", "shared_dim", "shared_content", "steps", "rounds", "warmup", "steps_per_execution",
                           "pool_batches"))
     return args
 

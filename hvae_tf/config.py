@@ -30,7 +30,9 @@ CONTENT_FEATURES = ("genre", "genome", "imdb")  # what a movie's own data says
 HYBRID_FEATURES = ("random", *CONTENT_FEATURES)  # what the Hybrid-VAE can be given
 FEATURES = ("none", *HYBRID_FEATURES)  # "none": the Standard-VAE
 FEATURE_LABELS = {"random": "random", "genre": "genre", "genome": "genome", "imdb": "IMDb"}
-APPROACHES = (1, 2)
+APPROACHES = (1, 2, "shared")  # the paper's two, and the sharing hybrid (hvae_tf/models/shared.py)
+SHARED_INPUTS = ("features", "embeddings")
+SHARED_FIELDS = ("shared_input", "shared_dim", "free_l2")  # the sharing hybrid's own settings
 LIKELIHOODS = ("multinomial", "bernoulli")
 ACTIVATIONS = ("tanh", "swish", "relu", "elu", "gelu")
 CLICK_INPUTS = ("auto", "dense", "gathered")
@@ -85,6 +87,12 @@ def setting(default, parts: str = "", help: str | None = None, *, type=None, cho
     })
 
 
+def parse_approach(value) -> int | str:
+    """--approach's value: 1 and 2 as numbers (as configs saved them), "shared" as a word."""
+    text = str(value).strip()
+    return int(text) if text.isdigit() else text
+
+
 @dataclasses.dataclass
 class TrainConfig:
     dataset: str = setting("20m", "split", "MovieLens release, or 'generated' (synthetic data in "
@@ -103,10 +111,23 @@ class TrainConfig:
         None, "split", "validation and test users each: a count, or a fraction < 1 (default "
         "10,000 on the big releases, 10%% on small ones)", type=float, rule=POSITIVE)
     threshold: float = setting(3.5, "split", "a rating above this is a click", rule=FINITE)
+    cold_movies: float = setting(0.0, "split", "this share of the movies with features become new "
+                                 "movies: no training clicks and none in the held-out users' "
+                                 "input, only their held-out clicks (0: none)", rule=RATE)
     features: str = setting("genome", "features", "'none' trains the Standard-VAE; the others a "
                             "Hybrid-VAE", choices=FEATURES)
-    approach: int = setting(1, "model", "1: flatten the N x d embeddings; 2: a dense layer "
-                            "collapses each to 1 value", choices=APPROACHES)
+    approach: int | str = setting(1, "model", "1: flatten the N x d embeddings; 2: a dense layer "
+                                  "collapses each to 1 value; shared: movie rows computed from "
+                                  "the features by weights shared over all movies, plus a free "
+                                  "part (beyond the paper)", type=parse_approach,
+                                  choices=APPROACHES)
+    shared_input: str = setting("features", "model", "what the sharing hybrid computes its movie "
+                                "vectors from: the feature matrix (standardised) or the "
+                                "Movie-VAE's embeddings (--embedding-dim wide)", choices=SHARED_INPUTS)
+    shared_dim: int = setting(32, "model", "size of the sharing hybrid's movie vectors",
+                              rule=AT_LEAST_1)
+    free_l2: float = setting(0.0, "model", "L2 weight on the sharing hybrid's free per-movie "
+                             "rows: larger leaves more to the shared part", rule=NON_NEGATIVE)
     embedding_dim: int = setting(3, "features", "size of the movie embeddings (the Movie-VAE's "
                                  "latent size)", rule=AT_LEAST_1)
     trainable_embeddings: bool = setting(False, "model", "let the H-VAE's training move the movie "
@@ -204,7 +225,8 @@ class TrainConfig:
     @property
     def model_name(self) -> str:
         """A name that says what was trained; it names the run folder and the served model."""
-        kind = "vae" if self.features == "none" else f"hvae-{self.features}-a{self.approach}"
+        approach = "shared" if self.approach == "shared" else f"a{self.approach}"
+        kind = "vae" if self.features == "none" else f"hvae-{self.features}-{approach}"
         likelihood = f"-{self.likelihood}" if self.likelihood else ""
         return f"{self.dataset}-{self.protocol}-fold{self.fold}-{kind}-{self.recipe}{likelihood}"
 
@@ -248,6 +270,9 @@ class TrainConfig:
             found.append("--trainable-embeddings needs movie embeddings: pick --features "
                          + "/".join(HYBRID_FEATURES))
         defaults = TrainConfig()
+        for name in SHARED_FIELDS:
+            if self.approach != "shared" and getattr(self, name) != getattr(defaults, name):
+                found.append(f"{flag_of(name)} only applies with --approach shared")
         for name in ("generated_users", "generated_movies", "generated_ratings"):
             if self.dataset != "generated" and getattr(self, name) != getattr(defaults, name):
                 found.append(f"{flag_of(name)} only applies with --dataset generated")

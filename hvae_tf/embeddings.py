@@ -41,12 +41,18 @@ def feature_matrix(cfg, data, split) -> FeatureMatrix:
 
 
 def movie_embeddings(cfg, data, split) -> np.ndarray | None:
-    """None for the Standard-VAE; random vectors for the control; else the Movie-VAE's latent means."""
+    """What the hybrid is given per movie: None for the Standard-VAE; random vectors for the
+    control; the standardised feature matrix for the sharing hybrid fed features directly; else
+    the Movie-VAE's latent means."""
     if cfg.features == "none":
         return None
-    if cfg.features == "random":
-        return random_embeddings(split.n_movies, cfg.embedding_dim, seed=cfg.seed)
+    direct = cfg.approach == "shared" and cfg.shared_input == "features"
+    if cfg.features == "random":  # for the sharing hybrid as wide as its movie vectors
+        return random_embeddings(split.n_movies, cfg.shared_dim if direct else cfg.embedding_dim,
+                                 seed=cfg.seed)
     features = feature_matrix(cfg, data, split)
+    if direct:
+        return features.standardized()
     settings = {**cfg.part("features"), "fingerprint": features.fingerprint()}
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     folder = cache_dir(cfg, data) / f"movie-vae-{cfg.features}-{key}"

@@ -79,6 +79,11 @@ def test_held_out_user_with_fewer_than_5_clicks_stays_fold_in_and_is_counted():
     (["--dataset", "1m", "--generated-movies", "50"], "--generated-movies"),
     (["--embedding-dim", "0"], "--embedding-dim"),
     (["--movie-vae-epochs", "0"], "--movie-vae-epochs"),
+    (["--shared-dim", "16"], "--shared-dim only applies with --approach shared"),
+    (["--approach", "2", "--free-l2", "0.1"], "--free-l2 only applies with --approach shared"),
+    (["--shared-input", "embeddings"], "--shared-input only applies"),
+    (["--cold-movies", "1"], "--cold-movies must be in [0, 1)"),
+    (["--approach", "shared", "--shared-dim", "0"], "--shared-dim must be a whole number >= 1"),
 ])
 def test_conflicting_flags_exit_2_naming_the_flag(flags, named, capsys):
     with pytest.raises(SystemExit) as exit_info:

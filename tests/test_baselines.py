@@ -1,10 +1,10 @@
-"""Popularity and EASE: the closed form against plain numpy, ranking on known structure, l2 tuning."""
+"""Popularity, EASE and content kNN: closed forms against plain numpy, ranking on known structure, tuning."""
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from hvae_tf.baselines import EASE, Popularity
+from hvae_tf.baselines import EASE, ContentKNN, Popularity
 from hvae_tf.baselines.ease import clicks_from_padded
 from hvae_tf.metrics import ranking
 
@@ -168,3 +168,38 @@ def test_ease_logit_start_is_eases_weights_scaled_to_fitted_click_logits():
 
     best = scipy.optimize.minimize(nll, [1.0, 0.0], method="Nelder-Mead", options={"xatol": 1e-6}).x
     assert scale[0] == pytest.approx(best[0], rel=1e-2) and bias == pytest.approx(best[1], rel=1e-2)
+
+
+def test_content_knn_sums_cosine_similarities_of_the_nearest_movies():
+    rng = np.random.default_rng(7)
+    features = rng.normal(size=(30, 4))
+    features[5] = 0.0  # a movie without features resembles none
+    unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    cosine = unit @ unit.T
+    np.fill_diagonal(cosine, -np.inf)
+    k = 6
+    kept = np.zeros_like(cosine)
+    for i in range(30):
+        nearest = np.argsort(-cosine[i], kind="stable")[:k]
+        kept[i, nearest] = np.maximum(cosine[i, nearest], 0.0)
+    batch = np.array([[0, 3, 7, -1], [5, -1, -1, -1], [-1, -1, -1, -1], [12, 12, 29, 2]])
+    clicks = np.zeros((4, 30))
+    for row, movies in enumerate(batch):
+        clicks[row, movies[movies >= 0]] = 1.0
+    model = ContentKNN(neighbours=k).fit(features)
+    np.testing.assert_allclose(model.scores(batch), clicks @ kept, rtol=1e-5, atol=1e-6)
+    assert np.all(model.scores(batch)[1] == 0) and model.similarity.shape == (30, 30)
+    assert model.similarity.nnz <= 30 * k
+
+
+def test_content_knn_ranks_a_movie_nobody_clicked_by_its_features():
+    # Two groups of movies; the last of group A has no clicks at all.
+    features = np.repeat(np.eye(2), 10, axis=0) + np.random.default_rng(1).normal(0, 0.05, (20, 2))
+    validation = sp.csr_matrix(np.eye(20, dtype=np.float32)[[0, 1, 2, 10, 11, 12]])
+    held_out = sp.csr_matrix(np.eye(20, dtype=np.float32)[[9, 9, 9, 19, 19, 19]])
+    model, table = ContentKNN.tuned(features, validation, held_out, grid=(3, 19))
+    assert set(table) == {3, 19} and model.neighbours in table
+    scores = model.scores(np.array([[0, 1, 2], [10, 11, 12]]))
+    assert scores[0, 9] > scores[1, 9] and scores[1, 19] > scores[0, 19]
+    with pytest.raises(ValueError, match="neighbours >= 1"):
+        ContentKNN(0)

@@ -142,7 +142,53 @@ def test_save_load_round_trip_is_atomic(tmp_path, liang_1m):
         Split.load(tmp_path / "broken.npz")
 
 
+@pytest.fixture(scope="module")
+def cold_1m(ml1m) -> Split:
+    return make_split(ml1m, "liang", heldout_users=0.1, cold_movies=0.1)
+
+
+def test_new_movies_lose_training_and_fold_in_clicks_but_keep_held_out_ones(ml1m, liang_1m, cold_1m):
+    new = cold_1m.new_movies
+    np.testing.assert_array_equal(cold_1m.movie_ids, liang_1m.movie_ids)  # kept in the index
+    had_clicks = np.diff(liang_1m.train.tocsc().indptr) > 0
+    described = ml1m.movies.set_index("movieId").loc[liang_1m.movie_ids, "has_omdb"].to_numpy(bool)
+    assert len(new) == round(0.1 * (had_clicks & described).sum())
+    assert had_clicks[new].all() and described[new].all()
+    assert cold_1m.train[:, new].nnz == 0
+    # Everything else of the fold is the fold without new movies: users, other clicks, targets.
+    keep = np.setdiff1d(np.arange(cold_1m.n_movies), new)
+    assert (cold_1m.train[:, keep] != liang_1m.train[:, keep]).nnz == 0
+    for cold, plain in ((cold_1m.validation, liang_1m.validation), (cold_1m.test, liang_1m.test)):
+        np.testing.assert_array_equal(cold.user_ids, plain.user_ids)
+        assert cold.fold_in[:, new].nnz == 0
+        assert (cold.fold_in[:, keep] != plain.fold_in[:, keep]).nnz == 0
+        assert (cold.held_out != plain.held_out).nnz == 0
+    assert cold_1m.test.held_out[:, new].nnz > 0
+    assert "new movies (no training clicks)=" in cold_1m.summary()
+
+
+def test_new_movies_repeat_per_fold_and_differ_between_folds(ml1m, cold_1m, liang_1m, tmp_path):
+    again = make_split(ml1m, "liang", heldout_users=0.1, cold_movies=0.1)
+    np.testing.assert_array_equal(again.new_movies, cold_1m.new_movies)
+    other = make_split(ml1m, "liang", fold=1, heldout_users=0.1, cold_movies=0.1)
+    assert not np.array_equal(other.new_movies, cold_1m.new_movies)
+    assert cold_1m.fingerprint() != liang_1m.fingerprint()
+    loaded = Split.load(cold_1m.save(tmp_path / "cold.npz"))
+    np.testing.assert_array_equal(loaded.new_movies, cold_1m.new_movies)
+    assert loaded.fingerprint() == cold_1m.fingerprint()
+
+
+def test_new_movies_without_omdb_are_drawn_from_movies_with_genres():
+    data = _generated(with_omdb=False)
+    data.movies["genres"] = [["Drama"] if m % 3 else ["(no genres listed)"] for m in data.movies.movieId]
+    split = make_split(data, "liang", heldout_users=0.1, cold_movies=0.5)
+    chosen = split.movie_ids[split.new_movies]
+    assert len(chosen) >= 2 and all(chosen % 3 != 0)
+
+
 @pytest.mark.parametrize("kwargs, message", [
+    (dict(cold_movies=1.0), r"cold_movies \(--cold-movies\) must be a share in \[0, 1\)"),
+    (dict(cold_movies=1e-6), "is no movie: give a larger share"),
     (dict(protocol="strong"), "choose one of paper, liang"),
     (dict(threshold=5.0), "threshold 5.0 leaves no clicks"),
     (dict(heldout_users=20), "cannot hold out 20 validation and 20 test users out of"),

@@ -4,5 +4,6 @@ Each baseline is fitted on `Split.train` and offers `scores(indices)`: a padded 
 batch (-1 = padding) -> scores over all movies, the interface `metrics.ranking.score_users` calls.
 """
 
+from hvae_tf.baselines.content_knn import DEFAULT_NEIGHBOURS_GRID, ContentKNN  # noqa: F401
 from hvae_tf.baselines.ease import DEFAULT_L2_GRID, EASE  # noqa: F401
 from hvae_tf.baselines.popularity import Popularity  # noqa: F401

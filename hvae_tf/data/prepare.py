@@ -53,6 +53,8 @@ def split_key(cfg, data: MovieLensData) -> str:
                          "a cache: load it with loading.load_movielens")
     fields = cfg.part("split")
     fields.pop("manual_dir")
+    if not fields["cold_movies"]:  # splits cached before new movies existed keep their names
+        fields.pop("cold_movies")
     fields["data_fingerprint"] = data.fingerprint
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
     return f"{cfg.dataset}-{cfg.protocol}-fold{cfg.fold}-{digest}"
@@ -69,7 +71,7 @@ def prepare(cfg, verbose: bool = True) -> tuple[MovieLensData, protocols.Split]:
     else:
         split = protocols.make_split(
             data, protocol=cfg.protocol, fold=cfg.fold, seed=cfg.seed,
-            heldout_users=cfg.heldout_users, threshold=cfg.threshold,
+            heldout_users=cfg.heldout_users, threshold=cfg.threshold, cold_movies=cfg.cold_movies,
         )
         cache.parent.mkdir(parents=True, exist_ok=True)
         split.save(cache)

@@ -8,6 +8,12 @@ Two protocols share one shape (`Split`), so the models and the evaluation never 
 "paper"  The Hybrid-VAE paper: every user that rated something; the movies are the catalogue, cut
          to movies with IMDb (OMDb) information when the release carries it.
 
+New movies (`cold_movies`, either protocol): a seeded share of the movies that have features and
+training clicks loses every click of the training users and of the held-out users' fold-in; they
+stay in the movie index, and held-out clicks on them are targets like any other (a movie added
+after the training data was collected, with its IMDb record but no clicks). The held-out clicks
+are those of the same fold without new movies, so Eval 2 scores the same targets either way.
+
 In both, held-out users' clicks are split at random into fold-in (the model's input) and held-out
 (the target) in Eval 2; `HeldOutUsers.full` is Eval 1's input and target. A held-out user with fewer
 than `min_user_clicks` clicks is never split: all clicks stay fold-in and the user is counted, since
@@ -97,6 +103,8 @@ class Split:
     test: HeldOutUsers
     dropped_train_users: int = 0  # training users with no click, left out of `train`
     settings: dict = dataclasses.field(default_factory=dict)  # the make_split arguments
+    # Columns of the new movies (`cold_movies`): no training clicks, only held-out targets.
+    new_movies: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
 
     @property
     def n_movies(self) -> int:
@@ -114,7 +122,8 @@ class Split:
         widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
         lines = [f"protocol={self.protocol} fold={self.fold} seed={self.seed} "
                  f"movies in index={self.n_movies:,} training users without clicks dropped="
-                 f"{self.dropped_train_users:,}"]
+                 f"{self.dropped_train_users:,}"
+                 + (f" new movies (no training clicks)={len(self.new_movies):,}" if len(self.new_movies) else "")]
         for r in cells:  # names left-aligned, numbers right-aligned
             lines.append("  ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]))
         return "\n".join(lines)
@@ -127,6 +136,8 @@ class Split:
         for part in (self.validation, self.test):
             parts += [part.user_ids, part.fold_in.indptr, part.fold_in.indices,
                       part.held_out.indptr, part.held_out.indices]
+        if len(self.new_movies):  # absent otherwise, so splits without new movies keep their identity
+            parts.append(self.new_movies)
         for array in parts:
             array = np.ascontiguousarray(array)
             digest.update(f"{array.dtype}{array.shape}".encode())
@@ -142,7 +153,8 @@ class Split:
                         n_movies=self.n_movies, dropped_train_users=self.dropped_train_users,
                         settings=self.settings)
         arrays = {"metadata": np.array(json.dumps(metadata)), "movie_ids": self.movie_ids,
-                  "train_user_ids": self.train_user_ids, **_csr_arrays("train", self.train)}
+                  "train_user_ids": self.train_user_ids, "new_movies": self.new_movies,
+                  **_csr_arrays("train", self.train)}
         for name, part in (("validation", self.validation), ("test", self.test)):
             arrays[f"{name}_user_ids"] = part.user_ids
             arrays.update(_csr_arrays(f"{name}_fold_in", part.fold_in))
@@ -177,7 +189,8 @@ class Split:
                    movie_ids=arrays["movie_ids"], train=_csr_from_arrays(arrays, "train", n_movies),
                    train_user_ids=arrays["train_user_ids"], validation=held_out_users("validation"),
                    test=held_out_users("test"), dropped_train_users=metadata["dropped_train_users"],
-                   settings=metadata["settings"])
+                   settings=metadata["settings"],
+                   new_movies=arrays.get("new_movies", np.zeros(0, np.int64)))
 
 
 def make_split(
@@ -189,12 +202,14 @@ def make_split(
     threshold: float = 3.5,
     min_user_clicks: int = 5,
     holdout_fraction: float = 0.2,
+    cold_movies: float = 0.0,
 ) -> Split:
     """Split `data` under `protocol` ("liang" or "paper"); see the module docstring.
 
     heldout_users: validation users, and as many test users: a count, a fraction in (0, 0.5) of
         the users, or None for 10,000 on full releases (>= 100,000 users) and 10% below that.
     holdout_fraction: the share of each held-out user's clicks hidden in Eval 2 (rounded down).
+    cold_movies: the share of the movies with features and training clicks made new movies.
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}")
@@ -204,6 +219,8 @@ def make_split(
         raise ValueError(f"holdout_fraction must be in (0, 1), got {holdout_fraction!r}")
     if min_user_clicks < 1:
         raise ValueError(f"min_user_clicks must be at least 1, got {min_user_clicks!r}")
+    if not 0.0 <= cold_movies < 1.0:
+        raise ValueError(f"cold_movies (--cold-movies) must be a share in [0, 1), got {cold_movies!r}")
 
     clicks = binarise(data.ratings, threshold)
     if clicks.empty:
@@ -220,19 +237,52 @@ def make_split(
     movie_ids = _movie_index(data, clicks, protocol, train_users)
 
     train = _click_matrix(clicks, train_users, movie_ids)
+    # Drawn from its own generator, so that the users and held-out clicks of a fold are those of
+    # the same fold without new movies.
+    new = _new_movies(data, movie_ids, train, cold_movies, np.random.default_rng([seed, fold, 1]))
+    train = _drop_columns(train, new)
     has_clicks = np.diff(train.indptr) > 0
     held_out = []
     for users_ in (shuffled[n_train:n_train + n_heldout], shuffled[n_train + n_heldout:]):
         users_ = np.sort(users_)
         fold_in, hidden = _hide_clicks(_click_matrix(clicks, users_, movie_ids), rng,
                                        holdout_fraction, min_user_clicks)
-        held_out.append(HeldOutUsers(users_, fold_in, hidden))
+        held_out.append(HeldOutUsers(users_, _drop_columns(fold_in, new), hidden))
     settings = dict(release=data.release, threshold=float(threshold), heldout_users=n_heldout,
                     min_user_clicks=int(min_user_clicks), holdout_fraction=float(holdout_fraction))
+    if cold_movies:
+        settings["cold_movies"] = float(cold_movies)
     return Split(protocol=protocol, fold=int(fold), seed=int(seed), movie_ids=movie_ids,
                  train=train[has_clicks], train_user_ids=train_users[has_clicks],
                  validation=held_out[0], test=held_out[1],
-                 dropped_train_users=int((~has_clicks).sum()), settings=settings)
+                 dropped_train_users=int((~has_clicks).sum()), settings=settings, new_movies=new)
+
+
+def _new_movies(data, movie_ids, train, share: float, rng: np.random.Generator) -> np.ndarray:
+    """Sorted columns of round(share x candidates) new movies; candidates have training clicks and
+    features (an OMDb record when the release has them, else a listed genre), so that a hybrid has
+    something to go on and the choice is the same for every feature set."""
+    if not share:
+        return np.zeros(0, np.int64)
+    catalogue = data.movies.set_index("movieId").loc[movie_ids]
+    if data.has_omdb:
+        described = catalogue["has_omdb"].to_numpy(bool)
+    else:
+        described = np.array([any(g != "(no genres listed)" for g in genres)
+                              for genres in catalogue["genres"]], bool)
+    candidates = np.flatnonzero(described & (np.diff(train.tocsc().indptr) > 0))
+    n = round(share * len(candidates))
+    if n < 1:
+        raise ValueError(f"--cold-movies {share} of {len(candidates)} movies with features and "
+                         "training clicks is no movie: give a larger share")
+    return np.sort(rng.choice(candidates, size=n, replace=False)).astype(np.int64)
+
+
+def _drop_columns(matrix: sp.csr_matrix, columns: np.ndarray) -> sp.csr_matrix:
+    """`matrix` without its entries in `columns` (sorted), same shape."""
+    if not len(columns):
+        return matrix
+    return _mask_csr(matrix, ~_isin_sorted(matrix.indices.astype(np.int64), columns))
 
 
 def _protocol_users(data, clicks, protocol, min_user_clicks, threshold) -> np.ndarray:

@@ -1,5 +1,6 @@
 """The paper's experiment grid on any release: Standard-VAE, H-VAE with random, genre, genome and
-IMDb embeddings, approaches 1 and 2, three folds, with Popularity and EASE on the same splits.
+IMDb embeddings, approaches 1 and 2 (and the sharing hybrid), three folds, with Popularity, EASE
+and content kNN (per feature set) on the same splits.
 
 Each cell is an ordinary train.py run in `<out>/runs/`, so a grid that stopped half-way picks up
 where it was: finished runs and evaluations are reused, not retrained.
@@ -14,16 +15,27 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from hvae_tf.baselines import DEFAULT_L2_GRID, EASE, Popularity
-from hvae_tf.config import HYBRID_FEATURES, SCHEMES, TrainConfig, describe_differences
+from hvae_tf.baselines import DEFAULT_L2_GRID, DEFAULT_NEIGHBOURS_GRID, EASE, ContentKNN, Popularity
+from hvae_tf.config import (
+    CONTENT_FEATURES,
+    HYBRID_FEATURES,
+    SCHEMES,
+    SHARED_FIELDS,
+    TrainConfig,
+    describe_differences,
+)
 from hvae_tf.data import prepare
+from hvae_tf.embeddings import feature_matrix
 from hvae_tf.evaluation import harness
 from hvae_tf.evaluation.significance import compare, load_per_user
 from hvae_tf.evaluation.tables import (
     BASELINES,
     STANDARD_VAE,
     Result,
+    content_table,
+    knn_label,
     model_label,
+    overall,
     recipe_table,
     results_table,
     table1,
@@ -33,12 +45,15 @@ from hvae_tf.io import write_atomic
 from hvae_tf.training.run import train
 
 
-def grid_cells(data, feature_sets=HYBRID_FEATURES, approaches=(1, 2)) -> list[tuple[str, int]]:
-    """(features, approach) pairs this release can run: genome needs genome files, imdb OMDb data."""
+def usable_features(data, feature_sets) -> list[str]:
+    """The feature sets this release has: genome needs genome files, imdb OMDb data."""
     usable = {"random": True, "genre": True, "genome": data.has_genome, "imdb": data.has_omdb}
-    cells = [("none", 1)]
-    cells += [(f, a) for f in feature_sets if usable[f] for a in approaches]
-    return cells
+    return [f for f in feature_sets if usable[f]]
+
+
+def grid_cells(data, feature_sets=HYBRID_FEATURES, approaches=(1, 2)) -> list[tuple[str, int]]:
+    """(features, approach) pairs this release can run."""
+    return [("none", 1)] + [(f, a) for f in usable_features(data, feature_sets) for a in approaches]
 
 
 def cell_label(features: str, approach: int, approaches) -> str:
@@ -53,6 +68,9 @@ def run_cell(base: TrainConfig, out: Path, fold: int, features: str, approach: i
     other setting (epochs included) is refused rather than reused."""
     cfg = dataclasses.replace(base, fold=fold, features=features, approach=approach,
                               recipe=recipe or base.recipe)
+    if approach != "shared":  # the sharing hybrid's settings, unused here, keep their defaults
+        defaults = TrainConfig()
+        cfg = dataclasses.replace(cfg, **{name: getattr(defaults, name) for name in SHARED_FIELDS})
     cfg = dataclasses.replace(cfg, run_dir=str(out / "runs" / cfg.model_name),
                               export_dir=str(out / "saved_models"))
     saved = Path(cfg.run_dir) / "config.json"
@@ -68,25 +86,41 @@ def run_cell(base: TrainConfig, out: Path, fold: int, features: str, approach: i
     return Path(cfg.run_dir)
 
 
-def baseline_folders(base: TrainConfig, out: Path, fold: int) -> dict[str, Path]:
-    """Popularity and EASE (L2 weight chosen on validation users) on the fold's test users."""
+def baseline_folders(base: TrainConfig, out: Path, fold: int, content=()) -> dict[str, Path]:
+    """Popularity, EASE (L2 weight chosen on validation users) and content kNN on each of the
+    `content` feature sets (neighbours chosen on validation users) on the fold's test users."""
     cfg = dataclasses.replace(base, fold=fold)
-    folders = {name: out / "baselines" / f"fold{fold}" / name for name in ("Popularity", "EASE")}
-    _, split = prepare.prepare(cfg, verbose=False)
-    keys = {name: harness.evaluation_key(scored, split_fingerprint=split.fingerprint(),
-                                         split_name="test")
-            for name, scored in (("Popularity", {"baseline": "Popularity"}),
-                                 ("EASE", {"baseline": "EASE", "l2_grid": list(DEFAULT_L2_GRID)}))}
-    if all(harness.cached(folders[name], key) is not None for name, key in keys.items()):
-        return folders
-    popularity = Popularity().fit(split.train)
-    ease, l2_table = EASE.tuned(split.train, split.validation.fold_in, split.validation.held_out,
-                                grid=DEFAULT_L2_GRID)
-    for name, model in (("Popularity", popularity), ("EASE", ease)):
-        extra = {"l2": ease.l2, "validation_ndcg@100": {str(k): v for k, v in l2_table.items()}}
-        harness.evaluate_scorer(model.scores, split.test, folders[name], keys[name],
-                                metadata={"model": name, "fold": fold,
-                                          **(extra if name == "EASE" else {})})
+    data, split = prepare.prepare(cfg, verbose=False)
+    fingerprint = split.fingerprint()
+    folders = {}
+
+    def evaluated(name, scored, fit):
+        """The baseline's evaluation folder, fitted and scored unless its key is cached."""
+        folder = folders[name] = out / "baselines" / f"fold{fold}" / name.replace(" ", "-")
+        key = harness.evaluation_key(scored, split_fingerprint=fingerprint, split_name="test")
+        if harness.cached(folder, key) is None:
+            model, chosen = fit()
+            harness.evaluate_scorer(model.scores, split, "test", folder, key,
+                                    metadata={"model": name, "fold": fold, **chosen})
+
+    def ease():
+        model, table = EASE.tuned(split.train, split.validation.fold_in, split.validation.held_out,
+                                  grid=DEFAULT_L2_GRID)
+        return model, {"l2": model.l2, "validation_ndcg@100": {str(k): v for k, v in table.items()}}
+
+    evaluated("Popularity", {"baseline": "Popularity"}, lambda: (Popularity().fit(split.train), {}))
+    evaluated("EASE", {"baseline": "EASE", "l2_grid": list(DEFAULT_L2_GRID)}, ease)
+    for features in content:
+        matrix = feature_matrix(dataclasses.replace(cfg, features=features), data, split)
+
+        def knn(matrix=matrix):
+            model, table = ContentKNN.tuned(matrix.standardized(), split.validation.fold_in,
+                                            split.validation.held_out, grid=DEFAULT_NEIGHBOURS_GRID)
+            return model, {"neighbours": model.neighbours,
+                           "validation_ndcg@100": {str(k): v for k, v in table.items()}}
+
+        evaluated(knn_label(features), {"baseline": "Content kNN", "features": matrix.fingerprint(),
+                                        "neighbours_grid": list(DEFAULT_NEIGHBOURS_GRID)}, knn)
     return folders
 
 
@@ -125,6 +159,7 @@ def run_grid(base: TrainConfig, out: str | Path, folds=(0, 1, 2), feature_sets=H
     out = Path(out)
     data, _ = prepare.prepare(dataclasses.replace(base, fold=folds[0]), verbose=True)
     cells = grid_cells(data, feature_sets, approaches)
+    content = [f for f in usable_features(data, feature_sets) if f in CONTENT_FEATURES]
     others = [r for r in dict.fromkeys(recipes) if r != base.recipe]
     recipe_cells = [(r, f, a) for r in (base.recipe, *others) for f, a in RECIPE_CELLS] if others else []
     extra = [c for c in recipe_cells if c[0] != base.recipe or (c[1], c[2]) not in cells]
@@ -147,8 +182,9 @@ def run_grid(base: TrainConfig, out: str | Path, folds=(0, 1, 2), feature_sets=H
             if (recipe, features, approach) in recipe_cells:
                 by_recipe[(recipe_label(recipe, features), fold)] = folder
         done += 1
-        print(f"[grid {done}/{total}] fold {fold}: Popularity and EASE", flush=True)
-        for name, folder in baseline_folders(base, out, fold).items():
+        print(f"[grid {done}/{total}] fold {fold}: Popularity, EASE"
+              + "".join(f", {knn_label(f)}" for f in content), flush=True)
+        for name, folder in baseline_folders(base, out, fold, content).items():
             folders[(name, fold)] = folder
             by_recipe[(name, fold)] = folder
     records = collect(folders)
@@ -159,10 +195,22 @@ def run_grid(base: TrainConfig, out: str | Path, folds=(0, 1, 2), feature_sets=H
                                                    if any(c[0] == f for c in cells)])))
     # The claim a user checks first: does the VAE beat the closed-form baseline, fold by fold?
     against_ease = collect(folders, reference="EASE")
-    models = [label for label in dict.fromkeys(label for label, _ in folders) if label not in BASELINES]
+    knns = [knn_label(f) for f in content]
+    models = [label for label in dict.fromkeys(label for label, _ in folders)
+              if label not in (*BASELINES, *knns)]
+    everything = [*models, *knns, *BASELINES]
     tables.append(("table_vs_ease", results_table(
-        against_ease, [*models, *BASELINES], reference="EASE",
+        overall(against_ease), everything, reference="EASE",
         title=f"Test users, each model against EASE ({base.recipe} recipe)")))
+    # Where movie features can count: rare movies, new movies, light users.
+    tables.append(("table_content", content_table(records, everything)))
+    for features in content:  # the hybrids on one feature set against content alone
+        reference = knn_label(features)
+        own = [m for m in models if m == STANDARD_VAE or m.startswith(model_label(features) + " ")
+               or m == model_label(features)]
+        tables.append((f"table_vs_knn_{features}", content_table(
+            collect(folders, reference=reference), [*own, reference], reference=reference,
+            title=f"Where content matters: Eval 2 on test users, against {reference}")))
     if others:
         tables.append(("table_recipes", recipe_table(collect(by_recipe, reference="EASE"),
                                                      [base.recipe, *others])))

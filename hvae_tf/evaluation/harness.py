@@ -5,7 +5,7 @@ Layout of an evaluation folder: one `<scheme>.npz` per scheme (per-user metrics 
 significance.save_per_user) and `summary.json` (means, users scored, users excluded, and the key).
 A folder is reused only for the same key: what was scored (the weights' hash, or the baseline and
 its settings), on which users (the split's fingerprint and test/validation) and with which options
-(schemes, masking, ks). Anything else is computed again.
+(schemes, masking, ks, the segment metrics' version). Anything else is computed again.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import tensorflow as tf
 from hvae_tf.config import HELD_OUT_SPLITS, SCHEMES, TrainConfig
 from hvae_tf.data import prepare
 from hvae_tf.data.protocols import HeldOutUsers, Split
+from hvae_tf.evaluation import segments as segmenting
 from hvae_tf.evaluation.schemes import evaluate_scheme
 from hvae_tf.evaluation.significance import save_per_user
 from hvae_tf.io import file_digest, write_atomic
@@ -45,7 +46,7 @@ def evaluation_key(scored: dict, *, split_fingerprint: str, split_name: str,
     """Everything an evaluation's numbers depend on; `scored` names what ranked (weights, model)."""
     return {**scored, "split": split_fingerprint, "users": split_name, "schemes": list(schemes),
             "masked": bool(masked), "recall_ks": [int(k) for k in recall_ks],
-            "ndcg_ks": [int(k) for k in ndcg_ks]}
+            "ndcg_ks": [int(k) for k in ndcg_ks], "segments": segmenting.VERSION}
 
 
 def cached(folder: str | Path, key: dict) -> dict | None:
@@ -58,16 +59,20 @@ def cached(folder: str | Path, key: dict) -> dict | None:
 
 
 def evaluate_scorer(
-    scorer, users: HeldOutUsers, folder: str | Path, key: dict, *, metadata: dict | None = None,
+    scorer, split: Split, split_name: str, folder: str | Path, key: dict, *,
+    metadata: dict | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Means per scheme (the schemes and options named by `key`, see evaluation_key); per-user
-    vectors saved beside them. A folder computed for the same key is reused."""
+    """Means per scheme (the schemes and options named by `key`, see evaluation_key) on the
+    split's `split_name` users, segment metrics included; per-user vectors saved beside them. A
+    folder computed for the same key is reused."""
     folder = Path(folder)
     reused = cached(folder, key)
     if reused is not None:
         return reused
+    users = held_out_users(split, split_name)
     summaries = {}
-    options = dict(masked=key["masked"], recall_ks=key["recall_ks"], ndcg_ks=key["ndcg_ks"])
+    options = dict(masked=key["masked"], recall_ks=key["recall_ks"], ndcg_ks=key["ndcg_ks"],
+                   segments=segmenting.for_split(split, users))
     for scheme in key["schemes"]:
         per_user = evaluate_scheme(scorer, users, scheme, **options)
         save_per_user(scheme_file(folder, scheme), per_user, users.user_ids,
@@ -111,7 +116,7 @@ def evaluate_run(path, split_name: str = "test", masked: bool = True, allow_unfi
             return reused
     run = load_run(path, allow_unfinished=allow_unfinished)
     key = evaluation_key(weights, split_fingerprint=run.split.fingerprint(), **options)
-    return evaluate_scorer(run.model.scores, held_out_users(run.split, split_name), folder, key,
+    return evaluate_scorer(run.model.scores, run.split, split_name, folder, key,
                            metadata={"model": run.config.model_name, "fold": run.config.fold,
                                      "finished": run.finished})
 
@@ -119,7 +124,8 @@ def evaluate_run(path, split_name: str = "test", masked: bool = True, allow_unfi
 def evaluate_saved_model(path, split_name: str = "test", recall_ks=(20, 50), ndcg_ks=(100,)):
     """Eval 2 of an exported SavedModel through its serving signature, as TF Serving would answer.
 
-    The served model never returns the movies it was given, so only the masked Eval 2 applies.
+    The served model never returns the movies it was given, so only the masked Eval 2 applies;
+    its segment metrics are those its top list can give (not the ranking among new movies only).
     """
     path = Path(path)
     asset = path / "assets.extra" / CONFIG_ASSET
@@ -144,8 +150,10 @@ def evaluate_saved_model(path, split_name: str = "test", recall_ks=(20, 50), ndc
         found = np.searchsorted(split.movie_ids[order], served)
         return np.where(served >= 0, order[np.minimum(found, len(order) - 1)], -1)
 
-    per_user = ranking.score_top_lists(top_lists, users.fold_in, users.held_out,
-                                       recall_ks=recall_ks, ndcg_ks=ndcg_ks)
+    segments = segmenting.for_split(split, users)
+    per_user = segmenting.with_light_users(ranking.score_top_lists(
+        top_lists, users.fold_in, users.held_out, recall_ks=recall_ks, ndcg_ks=ndcg_ks,
+        column_groups=segments.movie_groups), segments.light_users)
     folder = evaluation_folder(path.parent / f".eval-{path.name}", split_name, True)
     save_per_user(scheme_file(folder, "Eval 2"), per_user, users.user_ids,
                   metadata={"model": cfg.model_name, "fold": cfg.fold, "scheme": "Eval 2"})

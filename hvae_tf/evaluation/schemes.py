@@ -15,6 +15,7 @@ import numpy as np
 
 from hvae_tf.config import SCHEMES
 from hvae_tf.data.protocols import HeldOutUsers
+from hvae_tf.evaluation import segments as segmenting
 from hvae_tf.metrics import ranking
 
 Scorer = Callable[[np.ndarray], np.ndarray]
@@ -23,13 +24,25 @@ Scorer = Callable[[np.ndarray], np.ndarray]
 def evaluate_scheme(
     scorer: Scorer, users: HeldOutUsers, scheme: str, *, masked: bool = True,
     recall_ks: Iterable[int] = (20, 50), ndcg_ks: Iterable[int] = (100,), batch_size: int = 1000,
+    segments: segmenting.Segments | None = None,
 ) -> dict[str, np.ndarray]:
-    """Per-user metric vectors (NaN where the user has no target) for one scheme."""
+    """Per-user metric vectors (NaN where the user has no target) for one scheme; with `segments`
+    Eval 2 adds the segment metrics (evaluation/segments.py; Eval 1's targets are its inputs)."""
     if scheme == "Eval 1":
         full = users.full
         return ranking.score_users(scorer, full, full, mask_inputs=False, recall_ks=recall_ks,
                                    ndcg_ks=ndcg_ks, batch_size=batch_size)
     if scheme == "Eval 2":
-        return ranking.score_users(scorer, users.fold_in, users.held_out, mask_inputs=masked,
-                                   recall_ks=recall_ks, ndcg_ks=ndcg_ks, batch_size=batch_size)
+        options = dict(mask_inputs=masked, recall_ks=recall_ks, ndcg_ks=ndcg_ks, batch_size=batch_size)
+        if segments is None:
+            return ranking.score_users(scorer, users.fold_in, users.held_out, **options)
+        groups = segments.movie_groups
+        per_user = ranking.score_users(scorer, users.fold_in, users.held_out, column_groups=groups,
+                                       **options)
+        if "new" in groups:
+            among_new = ranking.score_users(
+                segmenting.among(scorer, groups["new"]), users.fold_in,
+                segmenting.only_columns(users.held_out, groups["new"]), **options)
+            per_user.update({f"{segmenting.AMONG_NEW}:{k}": v for k, v in among_new.items()})
+        return segmenting.with_light_users(per_user, segments.light_users)
     raise ValueError(f"unknown evaluation scheme {scheme!r}: choose one of {', '.join(SCHEMES)}")

@@ -25,14 +25,26 @@ METRICS = ("ndcg@100", "recall@20", "recall@50")
 STANDARD_VAE = "Standard-VAE"
 BASELINES = ("Popularity", "EASE")
 _METRIC_NAMES = {"ndcg": "NDCG", "recall": "Recall"}
+# Row labels of the segment metrics (hvae_tf.evaluation.segments), in the order rows are shown.
+SEGMENT_LABELS = {"head": "head movies", "torso": "torso movies", "tail": "tail movies",
+                  "new": "new movies", "new-vs-new": "new movies among new",
+                  "light-users": "light users"}
 
 
-def model_label(features: str, approach: int | None = None) -> str:
-    """The column name of a run: "Standard-VAE", "H-VAE IMDb" or "H-VAE IMDb (approach 2)"."""
+def model_label(features: str, approach: int | str | None = None) -> str:
+    """The column name of a run: "Standard-VAE", "H-VAE IMDb", "H-VAE IMDb (approach 2)" or
+    "H-VAE IMDb (shared)" (the sharing hybrid)."""
     if features == "none":
         return STANDARD_VAE
     label = f"H-VAE {FEATURE_LABELS.get(features, features)}"
-    return label if approach is None else f"{label} (approach {approach})"
+    if approach is None:
+        return label
+    return f"{label} (shared)" if approach == "shared" else f"{label} (approach {approach})"
+
+
+def knn_label(features: str) -> str:
+    """The content kNN baseline's column: "Content kNN genre"."""
+    return f"Content kNN {FEATURE_LABELS.get(features, features)}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,10 +60,16 @@ class Result:
     p_w: float | None = None
 
     @property
+    def segment(self) -> str:
+        """The segment the metric is restricted to ("tail", "new", ...), "" for all clicks."""
+        return self.metric.rpartition(":")[0]
+
+    @property
     def measure(self) -> str:
-        """The row label: "Eval 2 NDCG@100"."""
-        name, _, k = self.metric.partition("@")
-        return f"{self.scheme} {_METRIC_NAMES.get(name, name)}{'@' + k if k else ''}"
+        """The row label: "Eval 2 NDCG@100", "Eval 2 tail movies Recall@50"."""
+        name, _, k = self.metric.rpartition(":")[2].partition("@")
+        segment = f" {SEGMENT_LABELS.get(self.segment, self.segment)}" if self.segment else ""
+        return f"{self.scheme}{segment} {_METRIC_NAMES.get(name, name)}{'@' + k if k else ''}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,7 +199,8 @@ def results_table(
     if len(set(headers.values())) != len(headers):
         raise ValueError(f"two models share a column header: {headers}")
 
-    paper_order = [Result("", s, 0, m, 0.0).measure for s in SCHEMES for m in METRICS]
+    paper_order = [Result("", s, 0, f"{g}:{m}" if g else m, 0.0).measure
+                   for s in SCHEMES for g in ("", *SEGMENT_LABELS) for m in METRICS]
     measures = list(dict.fromkeys(r.measure for r in records if r.model in headers))
     measures = [m for m in paper_order if m in measures] + [m for m in measures if m not in paper_order]
     cells = {}
@@ -197,13 +216,26 @@ def results_table(
     return Table(title, measures, list(headers.values()), cells, reference)
 
 
+def overall(records: Iterable[Result]) -> list[Result]:
+    """The records over all held-out clicks (the paper's measures), without segment metrics."""
+    return [r for r in records if not r.segment]
+
+
+def content_table(records: Iterable[Result], models: Sequence[str], reference: str = STANDARD_VAE,
+                  title: str = "Where content matters: Eval 2 on test users") -> Table:
+    """Eval 2 overall and on each segment (tail movies, new movies, light users), `models` side by
+    side, p-values against `reference` (records from `collect(..., reference=reference)`)."""
+    return results_table([r for r in records if r.scheme == "Eval 2"], models, reference=reference,
+                         title=title)
+
+
 def table2(records: Iterable[Result], approach: int = 1) -> Table:
     """Paper's Table 2: Standard-VAE, H-VAE random/genre/genome/IMDb, then Popularity and EASE.
 
     The H-VAE columns are the runs labelled model_label(features, approach), or model_label(features)
     when the grid ran one approach only.
     """
-    records = list(records)
+    records = overall(records)
     labels = {r.model for r in records}
     models, headers = [STANDARD_VAE], {}
     for features in HYBRID_FEATURES:
@@ -220,14 +252,14 @@ def recipe_table(records: Iterable[Result], recipes: Sequence[str]) -> Table:
     """Each recipe's Standard-VAE and H-VAE (genre) side by side, then the baselines; p-values
     against EASE (records from `collect(..., reference="EASE")`)."""
     models = [f"{model_label(f)} ({r})" for r in recipes for f in ("none", "genre")]
-    return results_table(records, [*models, *BASELINES], reference="EASE",
+    return results_table(overall(records), [*models, *BASELINES], reference="EASE",
                          title="Recipes: test users, against EASE")
 
 
 def table1(records: Iterable[Result], feature_sets: Sequence[str] = HYBRID_FEATURES) -> Table:
     """Paper's Table 1: approach 1 (flattened embeddings) next to approach 2 (collapsed), per feature set."""
     models = [model_label(f, a) for f in feature_sets for a in (1, 2)]
-    return results_table(records, models, title="Table 1: H-VAE approach 1 vs approach 2")
+    return results_table(overall(records), models, title="Table 1: H-VAE approach 1 vs approach 2")
 
 
 def _markdown_grid(rows: Sequence[str], columns: Sequence[str], text) -> list[str]:

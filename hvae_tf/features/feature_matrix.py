@@ -68,6 +68,15 @@ class FeatureMatrix:
         digest.update(json.dumps([self.columns, self.kinds]).encode("utf-8"))
         return digest.hexdigest()[:16]
 
+    def standardized(self) -> np.ndarray:
+        """The values with each continuous column centred and scaled to unit variance (a constant
+        one to 0) and binary ones as they are: columns on one scale for a model's input."""
+        values = self.values.astype(np.float64)
+        continuous = np.array([kind == "continuous" for kind in self.kinds], bool)
+        std = values.std(axis=0)
+        centred = np.where(continuous, values - values.mean(axis=0), values)
+        return (centred / np.where(continuous & (std > 0), std, 1.0)).astype(np.float32)
+
     def summary_text(self) -> str:
         """The summary as aligned lines, for printing after a build."""
         lines = [f"{len(self.movie_ids):,} movies x {self.values.shape[1]:,} columns"]

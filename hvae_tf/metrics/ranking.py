@@ -88,6 +88,7 @@ def score_users(
     ndcg_ks: Iterable[int] = (100,),
     batch_size: int = 1000,
     traceable: bool = False,
+    column_groups: dict[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Per-user metric vectors (NaN for users with nothing held out).
 
@@ -100,6 +101,9 @@ def score_users(
     is compiled once per (score_fn, depth, mask_inputs) and reused by later calls: pass a bound
     method (`model.scores`) or a long-lived function, not a new lambda each time, which would be
     traced again on every call.
+
+    `column_groups` (name -> boolean mask over the movies) adds "<name>:<metric>" for each: the
+    metric over the user's held-out clicks in the group alone, on the same ranking.
     """
     recall_ks, ndcg_ks = tuple(recall_ks), tuple(ndcg_ks)
     depth = max(recall_ks + ndcg_ks)
@@ -115,7 +119,7 @@ def score_users(
             return rank_top_k(scores, depth, exclude=batch_in if mask_inputs else None)
 
     return score_top_lists(top_lists, inputs, held_out, recall_ks=recall_ks, ndcg_ks=ndcg_ks,
-                           batch_size=batch_size)
+                           batch_size=batch_size, column_groups=column_groups)
 
 
 def score_top_lists(
@@ -126,23 +130,35 @@ def score_top_lists(
     recall_ks: Iterable[int] = (20, 50),
     ndcg_ks: Iterable[int] = (100,),
     batch_size: int = 1000,
+    column_groups: dict[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Per-user metrics from a ranker that returns top lists (column indices, -1 for none).
+    """Per-user metrics from a ranker that returns top lists (column indices, -1 for none), and
+    per group of `column_groups` the same over the held-out clicks in the group (see score_users).
 
     Used directly for a served model, whose answer is already the top-k list.
     """
     recall_ks, ndcg_ks = tuple(recall_ks), tuple(ndcg_ks)
+    groups = {"": None, **{f"{name}:": np.asarray(mask, bool) for name, mask in (column_groups or {}).items()}}
     n = inputs.shape[0]
-    out = {f"recall@{k}": np.empty(n) for k in recall_ks}
-    out.update({f"ndcg@{k}": np.empty(n) for k in ndcg_ks})
+    out = {f"{g}{metric}@{k}": np.empty(n) for g in groups
+           for metric, ks in (("recall", recall_ks), ("ndcg", ndcg_ks)) for k in ks}
     for start in range(0, n, batch_size):
         rows = slice(start, min(start + batch_size, n))
         batch_true = held_out[rows]
-        hits, n_true = _hits(top_fn(inputs[rows]), batch_true), np.diff(batch_true.indptr)
-        for k in recall_ks:
-            out[f"recall@{k}"][rows] = _recall(hits, n_true, k)
-        for k in ndcg_ks:
-            out[f"ndcg@{k}"][rows] = _ndcg(hits, n_true, k)
+        top = np.asarray(top_fn(inputs[rows]))
+        hits = _hits(top, batch_true)
+        for prefix, mask in groups.items():
+            if mask is None:
+                group_hits, n_true = hits, np.diff(batch_true.indptr)
+            else:
+                group_hits = hits & (top >= 0) & mask[np.maximum(top, 0)]
+                in_group = mask[batch_true.indices] & (batch_true.data != 0)
+                entry_rows = np.repeat(np.arange(batch_true.shape[0]), np.diff(batch_true.indptr))
+                n_true = np.bincount(entry_rows[in_group], minlength=batch_true.shape[0])
+            for k in recall_ks:
+                out[f"{prefix}recall@{k}"][rows] = _recall(group_hits, n_true, k)
+            for k in ndcg_ks:
+                out[f"{prefix}ndcg@{k}"][rows] = _ndcg(group_hits, n_true, k)
     return out
 
 
@@ -157,13 +173,17 @@ def padded_indices(matrix: sp.csr_matrix) -> np.ndarray:
 
 
 def summarize(per_user: dict[str, np.ndarray]) -> dict[str, float]:
-    """Means over users with held-out clicks, plus how many were excluded."""
-    first = next(iter(per_user.values()))
-    valid = ~np.isnan(first)
-    summary = {name: float(values[valid].mean()) if valid.any() else float("nan")
+    """Means over the users each metric scores (NaN: nothing to score), the users with held-out
+    clicks and how many were excluded, and for each segment ("tail:...") the users it scores."""
+    summary = {name: float(np.nanmean(values)) if (~np.isnan(values)).any() else float("nan")
                for name, values in per_user.items()}
-    summary["users"] = int(valid.sum())
-    summary["users_excluded"] = int((~valid).sum())
+    first = next(iter(per_user.values()))
+    summary["users"] = int((~np.isnan(first)).sum())
+    summary["users_excluded"] = int(np.isnan(first).sum())
+    for name, values in per_user.items():
+        segment = name.rpartition(":")[0]
+        if segment and f"{segment}:users" not in summary:
+            summary[f"{segment}:users"] = int((~np.isnan(values)).sum())
     return summary
 
 

@@ -6,6 +6,7 @@ import scipy.sparse as sp
 
 from hvae_tf.models.click_input import DENSE_FROM_DENSITY
 from hvae_tf.models.hybrid import HybridVAE
+from hvae_tf.models.shared import SharedHybridVAE
 from hvae_tf.models.vae import StandardVAE
 
 
@@ -17,12 +18,14 @@ def click_density(clicks: sp.spmatrix) -> float:
 def build_model(n_movies: int, movie_embeddings=None, *, approach: int = 1,
                 trainable_embeddings: bool = False, click_input: str = "auto",
                 train_clicks: sp.spmatrix | None = None, shallow_weights=None,
-                shallow_bias: float = 0.0, **settings) -> StandardVAE:
-    """Without movie embeddings the Standard-VAE (the H-VAE's own settings are then unused);
-    with them the Hybrid-VAE. `settings` are StandardVAE's constructor arguments, every recipe
-    setting resolved (hvae_tf.recipes); click_input "auto" becomes "dense" or "gathered" by the
-    density of `train_clicks` (gathered without them). `shallow_weights` and `shallow_bias` start
-    the shallow path."""
+                shallow_bias: float = 0.0, shared_input: str = "features", shared_dim: int = 32,
+                free_l2: float = 0.0, **settings) -> StandardVAE:
+    """Without movie embeddings the Standard-VAE (the hybrids' own settings are then unused);
+    with them the Hybrid-VAE, or for approach "shared" the sharing hybrid, its content being
+    `movie_embeddings` (`shared_input` says which content the caller chose). `settings` are
+    StandardVAE's constructor arguments, every recipe setting resolved (hvae_tf.recipes);
+    click_input "auto" becomes "dense" or "gathered" by the density of `train_clicks` (gathered
+    without them). `shallow_weights` and `shallow_bias` start the shallow path."""
     unresolved = sorted(k for k, v in settings.items() if v is None)
     if unresolved:
         raise ValueError(f"model settings {unresolved} are unset: resolve the configuration's "
@@ -34,5 +37,8 @@ def build_model(n_movies: int, movie_embeddings=None, *, approach: int = 1,
     settings["click_input"] = click_input
     if movie_embeddings is None:
         return StandardVAE(n_movies=n_movies, **settings)
+    if approach == "shared":
+        return SharedHybridVAE(movie_embeddings, shared_dim=shared_dim, free_l2=free_l2,
+                               n_movies=n_movies, **settings)
     return HybridVAE(movie_embeddings, approach=approach, trainable_embeddings=trainable_embeddings,
                      n_movies=n_movies, **settings)

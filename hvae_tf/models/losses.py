@@ -5,6 +5,8 @@ decoder's logits are dense (batch x movies), never the clicks:
 - multinomial: sum_i x_i log softmax(f)_i = the log-softmax gathered at the clicked movies;
 - Bernoulli: sum_i x_i log s(f_i) + (1 - x_i) log(1 - s(f_i)) = sum_clicked f_i - sum_i softplus(f_i),
   because log s(f) = f - softplus(f) and log(1 - s(f)) = -softplus(f).
+Each takes `counted`, a [movies] 0/1 mask of the movies the likelihood covers (None: all): a movie
+left out is neither in the softmax's normaliser nor a Bernoulli "not clicked".
 """
 
 from __future__ import annotations
@@ -20,21 +22,31 @@ def _sum_at_clicks(values: tf.Tensor, clicks: tf.SparseTensor) -> tf.Tensor:
     return tf.math.unsorted_segment_sum(picked, clicks.indices[:, 0], num_segments=tf.shape(values)[0])
 
 
-def multinomial_log_likelihood(logits: tf.Tensor, clicks: tf.SparseTensor) -> tf.Tensor:
+# A left-out movie's logit in the softmax: exp() of it is 0 in float32, and no gradient reaches it.
+_LEFT_OUT = -1e9
+
+
+def multinomial_log_likelihood(logits: tf.Tensor, clicks: tf.SparseTensor, counted=None) -> tf.Tensor:
     """Mult-VAE's log-likelihood: sum_i x_ui log softmax(logits_u)_i, per user."""
+    if counted is not None:
+        logits = tf.where(counted > 0, logits, tf.constant(_LEFT_OUT, logits.dtype))
     return _sum_at_clicks(tf.nn.log_softmax(logits, axis=-1), clicks)
 
 
-def bernoulli_log_likelihood(logits: tf.Tensor, clicks: tf.SparseTensor) -> tf.Tensor:
+def _sum_over_counted(values: tf.Tensor, counted) -> tf.Tensor:
+    return tf.reduce_sum(values if counted is None else values * counted, axis=-1)
+
+
+def bernoulli_log_likelihood(logits: tf.Tensor, clicks: tf.SparseTensor, counted=None) -> tf.Tensor:
     """The paper's equation 6 with sigmoid outputs, per user; stable for large |logits|."""
-    return _sum_at_clicks(logits, clicks) - tf.reduce_sum(tf.nn.softplus(logits), axis=-1)
+    return _sum_at_clicks(logits, clicks) - _sum_over_counted(tf.nn.softplus(logits), counted)
 
 
-def log_likelihood(name: str, logits: tf.Tensor, clicks: tf.SparseTensor) -> tf.Tensor:
+def log_likelihood(name: str, logits: tf.Tensor, clicks: tf.SparseTensor, counted=None) -> tf.Tensor:
     if name == "multinomial":
-        return multinomial_log_likelihood(logits, clicks)
+        return multinomial_log_likelihood(logits, clicks, counted)
     if name == "bernoulli":
-        return bernoulli_log_likelihood(logits, clicks)
+        return bernoulli_log_likelihood(logits, clicks, counted)
     raise ValueError(f"unknown likelihood {name!r}: choose one of {', '.join(LIKELIHOODS)}")
 
 
@@ -43,7 +55,8 @@ def gaussian_kl(mu: tf.Tensor, logvar: tf.Tensor) -> tf.Tensor:
     return 0.5 * tf.reduce_sum(tf.exp(logvar) + tf.square(mu) - 1.0 - logvar, axis=-1)
 
 
-def product_log_likelihood(logits_a: tf.Tensor, logits_b: tf.Tensor, clicks: tf.SparseTensor) -> tf.Tensor:
+def product_log_likelihood(logits_a: tf.Tensor, logits_b: tf.Tensor, clicks: tf.SparseTensor,
+                           counted=None) -> tf.Tensor:
     """Bernoulli log-likelihood of p = s(a) s(b), VASP's product of two paths' sigmoids, per user.
 
     log p = -softplus(-a) - softplus(-b) and 1 - p = (e^-a + e^-b + e^-(a+b)) / ((1 + e^-a)(1 + e^-b)),
@@ -52,4 +65,4 @@ def product_log_likelihood(logits_a: tf.Tensor, logits_b: tf.Tensor, clicks: tf.
     """
     log_p = -tf.nn.softplus(-logits_a) - tf.nn.softplus(-logits_b)
     log_not_p = tf.reduce_logsumexp(tf.stack([-logits_a, -logits_b, -logits_a - logits_b]), axis=0) + log_p
-    return _sum_at_clicks(log_p - log_not_p, clicks) + tf.reduce_sum(log_not_p, axis=-1)
+    return _sum_at_clicks(log_p - log_not_p, clicks) + _sum_over_counted(log_not_p, counted)

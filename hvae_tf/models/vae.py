@@ -8,6 +8,7 @@ built inside the model so that `fit` works under tf.distribute strategies.
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from hvae_tf.config import check_setting
@@ -47,7 +48,13 @@ class StandardVAE(VariationalAutoencoder):
     - shallow "ease"/"zeros": VASP's shallow path (Vancura & Kordik 2021), an item-item layer
       whose sigmoid multiplies the VAE's; started from `shallow_weights` and `shallow_bias`
       (EASE as logits) or zeros, moving at `shallow_speed` times the learning rate.
+    - new_movies: columns of movies without training clicks (the new-movie protocol). This model
+      has nothing to place them by, so it learns them as a retrain today would: movies nobody
+      clicked. A model that places them by their features (`places_new_movies`) leaves them out
+      of the reconstruction instead, since nobody could click them.
     """
+
+    places_new_movies = False  # True: new movies' rows come from their features, not their clicks
 
     def __init__(
         self,
@@ -72,6 +79,7 @@ class StandardVAE(VariationalAutoencoder):
         seed: int | None = None,
         shallow_weights=None,
         shallow_bias: float = 0.0,
+        new_movies=(),
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -96,6 +104,15 @@ class StandardVAE(VariationalAutoencoder):
         self.kl_gamma, self.encoder_passes = float(kl_gamma), int(encoder_passes)
         self.shallow_l2 = float(shallow_l2)
         self.click_input = click_input  # read by _make_first_layer
+        self.new_movies = sorted(int(i) for i in new_movies)
+        if self.new_movies and not 0 <= self.new_movies[0] <= self.new_movies[-1] < self.n_movies:
+            raise ValueError(f"new_movies must be column indices in [0, {self.n_movies}), got "
+                             f"{self.new_movies[0]}..{self.new_movies[-1]}")
+        self.settings["new_movies"] = self.new_movies
+        counted = np.ones(self.n_movies, np.float32)
+        counted[self.new_movies] = 0.0
+        # The columns the reconstruction counts (None: all).
+        self.counted = tf.constant(counted) if self.new_movies and self.places_new_movies else None
         self.seed = seed
         self.activation = keras.activations.get(activation)
 
@@ -107,7 +124,7 @@ class StandardVAE(VariationalAutoencoder):
         # RecVAE's decoder is one linear layer; Mult-VAE's has a hidden layer.
         self.decoder_hidden = (dense(self.hidden_dim, 11, activation=activation, name="decoder_hidden")
                                if architecture == "mult-vae" else None)
-        self.decoder_output = dense(self.n_movies, 12, name="decoder_output")  # logits
+        self.decoder_output = self._make_decoder_output(_seed(seed, 12))  # logits
         # The composite prior's posterior: a frozen copy of the encoder, refreshed by refresh_prior.
         self.prior_layers = (self._make_encoder(seed, activation, trainable=False, prefix="prior_")
                              if prior == "composite" else None)
@@ -141,6 +158,11 @@ class StandardVAE(VariationalAutoencoder):
         """The encoder's first layer over the clicks; the Hybrid-VAE's sees movie embeddings too."""
         return ClickDense(self.n_movies, self.hidden_dim, activation=activation, seed=seed,
                           click_input=self.click_input, name=name)
+
+    def _make_decoder_output(self, seed: int | None):
+        """The decoder's last layer, hidden -> logits over the movies."""
+        return keras.layers.Dense(self.n_movies, kernel_initializer=keras.initializers.GlorotUniform(seed),
+                                  name="decoder_output")
 
     def _make_encoder(self, seed, activation, trainable: bool, prefix: str = "") -> list:
         """[first layer, (Dense, LayerNorm) x 4 and a LayerNorm after the first (recvae only), output]."""
@@ -250,9 +272,11 @@ class StandardVAE(VariationalAutoencoder):
         z = self.sampling((mu, logvar)) if training else mu
         logits = self.decode(z)
         if self.shallow_path is not None and self.likelihood == "bernoulli":
-            reconstruction = -product_log_likelihood(logits, self.shallow_path(clicks), clicks)
+            reconstruction = -product_log_likelihood(logits, self.shallow_path(clicks), clicks,
+                                                     counted=self.counted)
         else:
-            reconstruction = -log_likelihood(self.likelihood, self._combined(logits, clicks), clicks)
+            reconstruction = -log_likelihood(self.likelihood, self._combined(logits, clicks), clicks,
+                                             counted=self.counted)
         if self.prior_layers is None:
             kl = gaussian_kl(mu, logvar)
         else:

@@ -68,7 +68,8 @@ def load_run(path: str | Path, verbose: bool = False, allow_unfinished: bool = F
         )
     cfg = recipes.resolve(cfg, split.train.shape[0], split.n_movies).config
     embeddings = movie_embeddings(cfg, data, split)
-    model = build_model(split.n_movies, embeddings, train_clicks=split.train, **cfg.part("model"))
+    model = build_model(split.n_movies, embeddings, train_clicks=split.train,
+                        new_movies=split.new_movies, **cfg.part("model"))
     model(padded_indices(split.train[:2]))
     model.load_weights(str(weights))
     return Run(path, cfg, data, split, embeddings, model, finished=metrics is not None)

@@ -38,10 +38,14 @@ def layer_sizes(cfg: TrainConfig, n_movies: int) -> str:
 
 
 def describe(cfg: TrainConfig, split, embeddings, model) -> str:
-    feats = "none (Standard-VAE)" if embeddings is None else (
-        f"{cfg.features} -> {embeddings.shape[1]}-d movie embeddings, approach {cfg.approach}"
-        + (", trainable" if cfg.trainable_embeddings else ", frozen")
-    )
+    if embeddings is None:
+        feats = "none (Standard-VAE)"
+    elif cfg.approach == "shared":
+        feats = (f"{cfg.features} -> {embeddings.shape[1]} columns ({cfg.shared_input}) -> "
+                 f"{cfg.shared_dim}-d shared movie vectors, sharing hybrid")
+    else:
+        feats = (f"{cfg.features} -> {embeddings.shape[1]}-d movie embeddings, approach {cfg.approach}"
+                 + (", trainable" if cfg.trainable_embeddings else ", frozen"))
     return (
         f"data {cfg.dataset}/{cfg.protocol} fold {cfg.fold}: {split.train.shape[0]:,} train users, "
         f"{split.n_movies:,} movies, {split.train.nnz:,} clicks | features {feats} | model "
@@ -151,6 +155,7 @@ def _fit(cfg: TrainConfig, run: Path, folder: RunFolder | None, extra_callbacks=
 
     with strategy.scope():
         model = build_model(split.n_movies, embeddings, train_clicks=split.train, **shallow,
+                            new_movies=split.new_movies,
                             **cfg.part("model"))
         model.compile(optimizer=FusedAdam(cfg.lr), jit_compile=False)
         # Called once inside the scope, before fit: Keras 3's fit under a strategy fails on a model

@@ -1,0 +1,188 @@
+"""The sharing hybrid (beyond the paper): what a movie's features say is shared by all movies.
+
+In the H-VAE's approaches 1 and 2 a movie's encoder kernel row and decoder row are free weights of
+that movie alone, so its features cannot tell the model anything about another movie, and a movie
+nobody clicked has nothing to go on. Here each movie i gets a vector e_i = act(f_i P + p) from its
+content f_i (a feature row or its Movie-VAE means) by weights shared by every movie, and
+    encoder kernel row   K_i = k_i + e_i A
+    decoder row          D_i = d_i + e_i B,   decoder bias   c_i + e_i . a
+where k_i, d_i, c_i are the movie's own free part (L2 `free_l2`). A new movie (no training clicks)
+has no free part: its features alone place it in the encoder's input and the decoder's output.
+
+Per step this costs E = act(F P + p) once per use (N x D x s), the encoder's (C E) A (batch x s x
+hidden) beside its usual sparse product, and the decoder's (h B) E^T (batch x s x N) beside its
+batch x hidden x N product: never a batch x N x s tensor.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from hvae_tf.models.click_input import ClickDense, clicks_times
+from hvae_tf.models.vae import StandardVAE
+
+
+def _seed(seed, offset):
+    return None if seed is None else seed + offset
+
+
+def _mask_or_none(mask):
+    """The 0/1 free-part mask as a constant, or None when every movie has its free part."""
+    mask = np.asarray(mask, np.float32)
+    return None if mask.all() else tf.constant(mask)
+
+
+def _constant(values):
+    return lambda shape, dtype=None: tf.constant(values, dtype=dtype or tf.float32)
+
+
+class MovieVectors(keras.layers.Layer):
+    """e = act(F P + p) [n_movies, dim]: every movie's vector from its content, by shared weights."""
+
+    def __init__(self, content, dim: int, activation="tanh", seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self._initial_content = np.asarray(content, np.float32)
+        self.dim = int(dim)
+        self.activation = keras.activations.get(activation)
+        self.seed = seed
+
+    def build(self, input_shape=None):
+        initial = self._initial_content
+        self.content = self.add_weight(shape=initial.shape, initializer=_constant(initial),
+                                       trainable=False, name="content")
+        self.projection = self.add_weight(
+            shape=(initial.shape[1], self.dim), initializer=keras.initializers.GlorotUniform(self.seed),
+            name="projection_kernel")
+        self.projection_bias = self.add_weight(shape=(self.dim,), initializer="zeros",
+                                               name="projection_bias")
+
+    def vectors(self) -> tf.Tensor:
+        """Computed on each use, so the gradient reaches the shared weights (not a Keras call:
+        the layer has no input)."""
+        return self.activation(tf.matmul(self.content, self.projection) + self.projection_bias)
+
+
+class SharedClickDense(ClickDense):
+    """The first layer: act(sum_i c_ui (k_i + e_i A) + b), k_i zero for new movies."""
+
+    def __init__(self, content, shared_dim: int, free_mask, **kwargs):
+        super().__init__(n_movies=len(free_mask), **kwargs)
+        self.free_mask = _mask_or_none(free_mask)
+        self.movie_vectors = MovieVectors(content, shared_dim, activation=kwargs.get("activation", "tanh"),
+                                          seed=_seed(self.seed, 100), name="movie_vectors")
+        self.shared_dim = int(shared_dim)
+
+    def build(self, input_shape=None):
+        super().build(input_shape)
+        self.movie_vectors.build()
+        self.shared_kernel = self.add_weight(
+            shape=(self.shared_dim, self.units),
+            initializer=keras.initializers.GlorotUniform(_seed(self.seed, 101)), name="shared_kernel")
+
+    def call(self, weights: tf.SparseTensor, equal_in_rows: bool = False) -> tf.Tensor:
+        free_weights = weights
+        if self.free_mask is not None:  # a new movie's click reaches only the shared part
+            free_weights = tf.SparseTensor(weights.indices,
+                                           weights.values * tf.gather(self.free_mask, weights.indices[:, 1]),
+                                           weights.dense_shape)
+        free = clicks_times(free_weights, self.kernel, self.click_input)
+        content = clicks_times(weights, self.movie_vectors.vectors(), "gathered")  # [batch, shared_dim]
+        return self.activation(free + tf.matmul(content, self.shared_kernel) + self.bias)
+
+
+class SharedDecoderOutput(keras.layers.Layer):
+    """Logits h (d_i + e_i B) + c_i + e_i . a, with d_i, c_i zero for new movies."""
+
+    def __init__(self, movie_vectors: callable, free_mask, shared_dim: int, seed: int | None = None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self._movie_vectors = movie_vectors  # a function, so the encoder's layer is not tracked twice
+        self.free_mask = _mask_or_none(free_mask)
+        self.n_movies, self.shared_dim, self.seed = len(free_mask), int(shared_dim), seed
+
+    def build(self, input_shape):
+        units = input_shape[-1]
+        self.kernel = self.add_weight(shape=(units, self.n_movies),
+                                      initializer=keras.initializers.GlorotUniform(self.seed), name="kernel")
+        self.bias = self.add_weight(shape=(self.n_movies,), initializer="zeros", name="bias")
+        self.shared_kernel = self.add_weight(
+            shape=(units, self.shared_dim), initializer=keras.initializers.GlorotUniform(_seed(self.seed, 1)),
+            name="shared_kernel")
+        self.shared_bias = self.add_weight(shape=(self.shared_dim,), initializer="zeros",
+                                           name="shared_bias")
+
+    def call(self, h):
+        vectors = self._movie_vectors()  # [n_movies, shared_dim]
+        free = tf.matmul(h, self.kernel) + self.bias
+        if self.free_mask is not None:
+            free *= self.free_mask
+        shared = tf.matmul(tf.matmul(h, self.shared_kernel), vectors, transpose_b=True)
+        return free + shared + tf.linalg.matvec(vectors, self.shared_bias)
+
+
+@keras.saving.register_keras_serializable(package="hvae_tf")
+class SharedHybridVAE(StandardVAE):
+    """The Standard-VAE with sharing movie rows (module docstring) over `content` [n_movies, D]:
+    a feature matrix (standardised) or Movie-VAE means, or random vectors for the control.
+    `shared_dim`: the size of the movie vectors e_i; `free_l2`: the L2 weight on the free parts
+    (the decoder's free bias included, so that the shared bias e_i . a carries the common level a
+    new movie's score starts from)."""
+
+    places_new_movies = True
+
+    def __init__(self, content, shared_dim: int = 32, free_l2: float = 0.0, **kwargs):
+        content = np.asarray(content, dtype=np.float32)
+        if content.ndim != 2 or content.shape[1] < 1 or not np.isfinite(content).all():
+            raise ValueError(f"content must be a finite [n_movies, D] matrix, got shape {content.shape}")
+        n_movies = kwargs.pop("n_movies", content.shape[0])
+        if n_movies != content.shape[0]:
+            raise ValueError(f"n_movies={n_movies} but content has {content.shape[0]} rows: align the "
+                             "features to the protocol's movie index")
+        if int(shared_dim) != shared_dim or shared_dim < 1:
+            raise ValueError(f"shared_dim (--shared-dim) must be a whole number >= 1, got {shared_dim!r}")
+        if not np.isfinite(free_l2) or free_l2 < 0:
+            raise ValueError(f"free_l2 (--free-l2) must be a finite number >= 0, got {free_l2!r}")
+        self._init_content = content  # read by the hooks StandardVAE.__init__ calls
+        self.shared_dim, self.free_l2 = int(shared_dim), float(free_l2)
+        super().__init__(n_movies=n_movies, **kwargs)
+        del self._init_content
+
+    def _free_mask(self) -> np.ndarray:
+        mask = np.ones(self.n_movies, np.float32)
+        mask[list(self.new_movies)] = 0.0
+        return mask
+
+    def _make_first_layer(self, seed, activation, name) -> ClickDense:
+        return SharedClickDense(self._init_content, self.shared_dim, self._free_mask(),
+                                units=self.hidden_dim, activation=activation, seed=seed,
+                                click_input=self.click_input, name=name)
+
+    def _make_decoder_output(self, seed):
+        return SharedDecoderOutput(lambda: self.first_layer.movie_vectors.vectors(), self._free_mask(),
+                                   self.shared_dim, seed=seed, name="decoder_output")
+
+    def penalty(self):
+        terms = [super().penalty()]
+        if self.free_l2 > 0.0:
+            free = [self.first_layer.kernel, self.decoder_output.kernel, self.decoder_output.bias]
+            terms.append(self.free_l2 * tf.add_n([tf.reduce_sum(tf.square(w)) for w in free]))
+        terms = [t for t in terms if t is not None]
+        return tf.add_n(terms) if terms else None
+
+    @property
+    def movie_embeddings(self):
+        """The content the movie vectors are computed from [n_movies, D]."""
+        return self.first_layer.movie_vectors.content
+
+    def get_config(self):
+        return {**super().get_config(), "shared_dim": self.shared_dim, "free_l2": self.free_l2,
+                "content_dim": int(self.movie_embeddings.shape[1])}
+
+    @classmethod
+    def from_config(cls, config):
+        """The content is a weight: start from zeros of the saved shape; loading fills it."""
+        config = dict(config)
+        shape = (config.pop("n_movies"), config.pop("content_dim"))
+        return cls(content=np.zeros(shape, np.float32), **config)
