@@ -5,6 +5,7 @@ another release in the same --data-dir is built again, never served from what wa
 Tiny releases are written here in ML-1M's and ML-20M's layouts; each test takes a few seconds.
 """
 
+import dataclasses
 import json
 from pathlib import Path
 from unittest import mock
@@ -109,6 +110,18 @@ def test_split_key_needs_the_data_fingerprint(tmp_path):
     keys = {prepare.split_key(cfg, MovieLensData("1m", None, None, [], fingerprint=f))
             for f in ("a", "b")}
     assert len(keys) == 2
+
+
+def test_split_key_changes_with_the_protocols_code_and_new_movies(tmp_path, monkeypatch):
+    """A split cached by older protocol code, or for another share of new movies, is never reused."""
+    from hvae_tf.data import protocols
+
+    data = MovieLensData("1m", None, None, [], fingerprint="a")
+    cfg = config(tmp_path, tmp_path)
+    key = prepare.split_key(cfg, data)
+    assert prepare.split_key(dataclasses.replace(cfg, cold_movies=0.1), data) != key
+    monkeypatch.setattr(protocols, "PROTOCOL_VERSION", protocols.PROTOCOL_VERSION + 1)
+    assert prepare.split_key(cfg, data) != key
 
 
 # ---------------------------------------------------------------------------- another release

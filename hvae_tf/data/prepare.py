@@ -46,8 +46,9 @@ def load_data(cfg) -> MovieLensData:
 
 
 def split_key(cfg, data: MovieLensData) -> str:
-    """A name for the fold, from every setting of the config's split part and the data's source
-    fingerprint (which stands for the manual dir's files, wherever they lie)."""
+    """A name for the fold, from every setting of the config's split part, the data's source
+    fingerprint (which stands for the manual dir's files, wherever they lie) and the version of
+    the protocols' code."""
     if not data.fingerprint:
         raise ValueError(f"MovieLens {data.release} data without a source fingerprint cannot key "
                          "a cache: load it with loading.load_movielens")
@@ -56,6 +57,7 @@ def split_key(cfg, data: MovieLensData) -> str:
     if not fields["cold_movies"]:  # splits cached before new movies existed keep their names
         fields.pop("cold_movies")
     fields["data_fingerprint"] = data.fingerprint
+    fields["protocol_version"] = protocols.PROTOCOL_VERSION
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
     return f"{cfg.dataset}-{cfg.protocol}-fold{cfg.fold}-{digest}"
 

@@ -44,6 +44,9 @@ FULL_RELEASE_USERS = 100_000  # from this many users on, hold out 10,000 (the pa
 FULL_RELEASE_HELDOUT = 10_000
 SMALL_RELEASE_FRACTION = 0.1  # ... below it, this fraction of the users
 _FORMAT = "hvae_tf.split/1"
+# Raised whenever make_split gives another split for the same arguments and data, so that a split
+# cached by older code is never read as this code's (2: new movies).
+PROTOCOL_VERSION = 2
 
 
 def binarise(ratings: pd.DataFrame, threshold: float = 3.5) -> pd.DataFrame:
