@@ -99,3 +99,15 @@ def test_comparison_lines_say_second_minus_first_with_its_sign(tmp_path):
     assert difference == pytest.approx(np.mean(second - first), abs=1e-4) and difference > 0
     (reverse,) = comparison_lines(files["second"], files["first"])
     assert "(second - first) -0.1" in reverse
+
+
+def test_a_segment_too_small_to_test_gets_no_test_instead_of_an_error():
+    from hvae_tf.evaluation.significance import PerUser, compare_where_possible
+
+    ids = np.arange(4)
+    a = PerUser({"new:recall@50": np.array([np.nan, 1.0, np.nan, np.nan]), "ndcg@100": np.arange(4.0)}, ids, {})
+    b = PerUser({"new:recall@50": np.array([0.5, 0.2, np.nan, 0.1]), "ndcg@100": np.arange(4.0)[::-1]}, ids, {})
+    assert compare_where_possible(a, b, "new:recall@50") is None
+    assert compare_where_possible(a, b, "ndcg@100").n == 4
+    with pytest.raises(ValueError, match="different folds/users"):
+        compare_where_possible(a, PerUser(b.metrics, ids + 1, {}), "new:recall@50")

@@ -27,7 +27,7 @@ from hvae_tf.config import (
 from hvae_tf.data import prepare
 from hvae_tf.embeddings import feature_matrix
 from hvae_tf.evaluation import harness
-from hvae_tf.evaluation.significance import compare, load_per_user
+from hvae_tf.evaluation.significance import compare_where_possible, load_per_user
 from hvae_tf.evaluation.tables import (
     BASELINES,
     STANDARD_VAE,
@@ -134,7 +134,7 @@ def collect(folders: dict[tuple[str, int], Path], reference=STANDARD_VAE) -> lis
             ref = load_per_user(harness.scheme_file(ref_folder, scheme)) if ref_folder and label != reference else None
             for metric in mine.metrics:
                 values = mine.metrics[metric]
-                test = compare(mine, ref, metric) if ref is not None else None
+                test = compare_where_possible(mine, ref, metric) if ref is not None else None
                 records.append(Result(label, scheme, fold, metric, float(np.nanmean(values)),
                                       test.p_t if test else None, test.p_w if test else None))
     return records

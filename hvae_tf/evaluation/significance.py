@@ -106,6 +106,15 @@ def compare(a: PerUser, b: PerUser, metric: str = "ndcg@100") -> PairedTest:
     return paired_tests(a.metrics[metric], b.metrics[metric])
 
 
+def compare_where_possible(a: PerUser, b: PerUser, metric: str = "ndcg@100") -> PairedTest | None:
+    """`compare`, or None when fewer than 2 users were scored by both (a segment can be that small:
+    few users click a new movie on a small release)."""
+    if metric in a.metrics and metric in b.metrics and np.array_equal(a.user_ids, b.user_ids):
+        if (~(np.isnan(a.metrics[metric]) | np.isnan(b.metrics[metric]))).sum() < 2:
+            return None
+    return compare(a, b, metric)  # with its errors for other users or a missing metric
+
+
 def comparison_lines(first: Mapping[str, Path], second: Mapping[str, Path]) -> list[str]:
     """One line per scheme and metric: mean(second - first) over the users both scored, and the
     paired tests' p-values. `first`/`second` map a scheme to its per-user file."""
@@ -113,7 +122,10 @@ def comparison_lines(first: Mapping[str, Path], second: Mapping[str, Path]) -> l
     for scheme in first:
         a, b = load_per_user(first[scheme]), load_per_user(second[scheme])
         for metric in a.metrics:
-            test = compare(b, a, metric)  # second - first, as the line says
+            test = compare_where_possible(b, a, metric)  # second - first, as the line says
+            if test is None:
+                lines.append(f"{scheme} {metric}: fewer than 2 users scored by both, no test")
+                continue
             lines.append(f"{scheme} {metric}: mean difference (second - first) "
                          f"{test.mean_difference:+.4f} over {test.n:,} users; paired t "
                          f"p={test.p_t:.3g}, Wilcoxon p={test.p_w:.3g}")
