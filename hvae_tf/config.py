@@ -269,6 +269,9 @@ class TrainConfig:
         if self.features == "none" and self.trainable_embeddings:
             found.append("--trainable-embeddings needs movie embeddings: pick --features "
                          + "/".join(HYBRID_FEATURES))
+        if self.approach == "shared" and self.trainable_embeddings:
+            found.append("--trainable-embeddings applies to approaches 1 and 2: the sharing hybrid "
+                         "(--approach shared) learns its movie vectors from fixed features")
         defaults = TrainConfig()
         for name in SHARED_FIELDS:
             if self.approach != "shared" and getattr(self, name) != getattr(defaults, name):

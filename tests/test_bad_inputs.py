@@ -84,6 +84,7 @@ def test_held_out_user_with_fewer_than_5_clicks_stays_fold_in_and_is_counted():
     (["--shared-input", "embeddings"], "--shared-input only applies"),
     (["--cold-movies", "1"], "--cold-movies must be in [0, 1)"),
     (["--approach", "shared", "--shared-dim", "0"], "--shared-dim must be a whole number >= 1"),
+    (["--approach", "shared", "--trainable-embeddings"], "--trainable-embeddings applies to approaches 1 and 2"),
 ])
 def test_conflicting_flags_exit_2_naming_the_flag(flags, named, capsys):
     with pytest.raises(SystemExit) as exit_info:

@@ -109,10 +109,11 @@ class StandardVAE(VariationalAutoencoder):
             raise ValueError(f"new_movies must be column indices in [0, {self.n_movies}), got "
                              f"{self.new_movies[0]}..{self.new_movies[-1]}")
         self.settings["new_movies"] = self.new_movies
-        counted = np.ones(self.n_movies, np.float32)
-        counted[self.new_movies] = 0.0
-        # The columns the reconstruction counts (None: all).
-        self.counted = tf.constant(counted) if self.new_movies and self.places_new_movies else None
+        self.counted = None  # the columns the reconstruction counts (None: all)
+        if self.new_movies and self.places_new_movies:
+            counted = np.ones(self.n_movies, np.float32)
+            counted[self.new_movies] = 0.0
+            self.counted = tf.constant(counted)
         self.seed = seed
         self.activation = keras.activations.get(activation)
 
