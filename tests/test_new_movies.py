@@ -62,9 +62,9 @@ def test_grid_with_new_movies_tabulates_them_against_content_knn(tmp_path, gener
     for measure in ("Eval 2 NDCG@100", "Eval 2 tail movies Recall@50", "Eval 2 new movies Recall@50",
                     "Eval 2 new movies among new Recall@50", "Eval 2 light users NDCG@100"):
         assert measure in rows, sorted(rows)
-        for model in ("Standard-VAE", "H-VAE genre", "Content kNN genre", "EASE", "Popularity"):
+        for model in ("Standard-VAE", "H-VAE genre (shared)", "Content kNN genre", "EASE", "Popularity"):
             assert 0.0 <= float(rows[measure][model]) <= 1.0
-        assert rows[measure]["H-VAE genre p_t"] != ""  # tested against the Standard-VAE
+        assert rows[measure]["H-VAE genre (shared) p_t"] != ""  # tested against the Standard-VAE
     vs_knn = (tmp_path / "table_vs_knn_genre.md").read_text()
     assert "against Content kNN genre" in vs_knn and "Standard-VAE" in vs_knn
     assert "new movies" not in (tmp_path / "table2.md").read_text()  # the paper's table as it was

@@ -56,10 +56,12 @@ def grid_cells(data, feature_sets=HYBRID_FEATURES, approaches=(1, 2)) -> list[tu
     return [("none", 1)] + [(f, a) for f in usable_features(data, feature_sets) for a in approaches]
 
 
-def cell_label(features: str, approach: int, approaches) -> str:
+def cell_label(features: str, approach: int | str, approaches) -> str:
+    """The paper's labels ("H-VAE genre", with its approach when the grid runs both); the sharing
+    hybrid is always named as such."""
     if features == "none":
         return STANDARD_VAE
-    return model_label(features, approach if len(approaches) > 1 else None)
+    return model_label(features, approach if len(approaches) > 1 or approach == "shared" else None)
 
 
 def run_cell(base: TrainConfig, out: Path, fold: int, features: str, approach: int,
