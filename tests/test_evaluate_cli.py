@@ -61,6 +61,7 @@ def standard_run(tmp_path_factory, generated_data_dir) -> Path:
 def test_run_writes_the_means_and_per_user_vectors_of_scoring_the_run_directly(tiny_run, tmp_path):
     """`evaluate.py RUN` must score the best weights on the run's own test users, masked as the
     paper's Eval 2 is: the same numbers as calling the scoring functions on the loaded run."""
+    from hvae_tf.evaluation import segments
     from hvae_tf.evaluation.schemes import evaluate_scheme
     from hvae_tf.evaluation.significance import load_per_user
     from hvae_tf.metrics.ranking import summarize
@@ -75,7 +76,8 @@ def test_run_writes_the_means_and_per_user_vectors_of_scoring_the_run_directly(t
         run.config.model_name, run.config.fold, True)
     assert sorted(summary["schemes"]) == list(SCHEMES)
     for scheme in SCHEMES:
-        per_user = evaluate_scheme(run.model.scores, run.split.test, scheme)
+        per_user = evaluate_scheme(run.model.scores, run.split.test, scheme,
+                                   segments=segments.for_split(run.split, run.split.test))
         expected, written = summarize(per_user), summary["schemes"][scheme]
         assert written.keys() == expected.keys(), scheme
         assert (written["users"], written["users_excluded"]) == (
@@ -106,6 +108,10 @@ def test_compare_prints_a_difference_and_p_values_per_scheme_and_metric(tiny_run
         match = COMPARE_LINE.match(line)
         if match:
             lines[(match["scheme"], match["metric"])] = match
+    segment_lines = {key for key in lines if ":" in key[1]}
+    assert {("Eval 2", "tail:recall@50"), ("Eval 2", "light-users:ndcg@100")} <= segment_lines, printed
+    assert all(scheme == "Eval 2" for scheme, _ in segment_lines)  # Eval 1's targets are its inputs
+    lines = {key: match for key, match in lines.items() if key not in segment_lines}
     assert sorted(lines) == sorted(MEASURES), printed
     summaries = [json.loads((r / "eval" / "test" / "summary.json").read_text())["schemes"]
                  for r in (first, second)]
@@ -137,9 +143,11 @@ def test_grid_over_two_folds_writes_table2_with_mean_and_std_of_each_model(gener
 
     models = ("Standard-VAE", "H-VAE random", "Popularity", "EASE")
     records = json.loads((out / "records.json").read_text())
-    assert len(records) == len(models) * 2 * len(MEASURES)
-    assert {(r["model"], r["fold"], r["scheme"], r["metric"]) for r in records} == {
+    plain = [r for r in records if ":" not in r["metric"]]  # the segment metrics come beside them
+    assert len(plain) == len(models) * 2 * len(MEASURES)
+    assert {(r["model"], r["fold"], r["scheme"], r["metric"]) for r in plain} == {
         (m, f, s, metric) for m in models for f in (0, 1) for s, metric in MEASURES}
+    assert {r["metric"] for r in records} > {r["metric"] for r in plain}
     # Each record is the mean its evaluation folder's summary holds.
     folders = {(m, f): out / "baselines" / f"fold{f}" / m for m in models[2:] for f in (0, 1)}
     for label, features in (("Standard-VAE", "none"), ("H-VAE random", "random")):
@@ -151,7 +159,7 @@ def test_grid_over_two_folds_writes_table2_with_mean_and_std_of_each_model(gener
         assert r["value"] == pytest.approx(summary["schemes"][r["scheme"]][r["metric"]], abs=1e-9), r
         if r["model"] == "Standard-VAE":
             assert r["p_t"] is None and r["p_w"] is None
-        else:
+        elif r in plain:  # a segment too small to test has no p-values
             assert 0 <= r["p_t"] <= 1 and 0 <= r["p_w"] <= 1, r
     folds_differ = [np.std([r["value"] for r in records if (r["model"], r["scheme"], r["metric"])
                             == (m, s, metric)]) > 0 for m in models for s, metric in MEASURES]
@@ -162,7 +170,7 @@ def test_grid_over_two_folds_writes_table2_with_mean_and_std_of_each_model(gener
     assert [row["measure"] for row in rows] == list(MEASURES.values())
     for row in rows:
         for model in models:
-            values = [r["value"] for r in records
+            values = [r["value"] for r in plain
                       if r["model"] == model and MEASURES[(r["scheme"], r["metric"])] == row["measure"]]
             assert row[f"{model} folds"] == "2"
             assert float(row[model]) == pytest.approx(np.mean(values), abs=1e-9), (row["measure"], model)
