@@ -125,7 +125,8 @@ def evaluate_saved_model(path, split_name: str = "test", recall_ks=(20, 50), ndc
     """Eval 2 of an exported SavedModel through its serving signature, as TF Serving would answer.
 
     The served model never returns the movies it was given, so only the masked Eval 2 applies;
-    its segment metrics are those its top list can give (not the ranking among new movies only).
+    its segment metrics come from its top list, and the ranking among new movies from its list
+    of new movies.
     """
     path = Path(path)
     asset = path / "assets.extra" / CONFIG_ASSET
@@ -143,17 +144,23 @@ def evaluate_saved_model(path, split_name: str = "test", recall_ks=(20, 50), ndc
     users = held_out_users(split, split_name)
     order = np.argsort(split.movie_ids)
 
-    def top_lists(fold_in):
+    def top_lists(fold_in, answer="movie_ids"):
         columns = ranking.padded_indices(fold_in)
         ids = np.where(columns >= 0, split.movie_ids[np.maximum(columns, 0)], -1)
-        served = serve(movie_ids=tf.constant(ids, tf.int64))["movie_ids"].numpy()[:, :depth]
+        served = serve(movie_ids=tf.constant(ids, tf.int64))[answer].numpy()[:, :depth]
         found = np.searchsorted(split.movie_ids[order], served)
         return np.where(served >= 0, order[np.minimum(found, len(order) - 1)], -1)
 
     segments = segmenting.for_split(split, users)
-    per_user = segmenting.with_light_users(ranking.score_top_lists(
-        top_lists, users.fold_in, users.held_out, recall_ks=recall_ks, ndcg_ks=ndcg_ks,
-        column_groups=segments.movie_groups), segments.light_users)
+    options = dict(recall_ks=recall_ks, ndcg_ks=ndcg_ks)
+    per_user = ranking.score_top_lists(top_lists, users.fold_in, users.held_out,
+                                       column_groups=segments.movie_groups, **options)
+    if "new" in segments.movie_groups:  # the served shelf of new movies
+        among_new = ranking.score_top_lists(
+            lambda fold_in: top_lists(fold_in, "new_movie_ids"), users.fold_in,
+            segmenting.only_columns(users.held_out, segments.movie_groups["new"]), **options)
+        per_user.update({f"{segmenting.AMONG_NEW}:{k}": v for k, v in among_new.items()})
+    per_user = segmenting.with_light_users(per_user, segments.light_users)
     folder = evaluation_folder(path.parent / f".eval-{path.name}", split_name, True)
     save_per_user(scheme_file(folder, "Eval 2"), per_user, users.user_ids,
                   metadata={"model": cfg.model_name, "fold": cfg.fold, "scheme": "Eval 2"})

@@ -3,7 +3,9 @@
 Serving clients know MovieLens movie ids, not our column indices, and send variable-length
 histories; TF Serving's REST API takes rectangular tensors, so the input is a batch of padded id
 lists (-1 = padding). Unknown ids are ignored, duplicates count once, and the movies a user gave are
-never recommended back. The archive needs only TensorFlow to load (no hvae_tf import).
+never recommended back. A model trained with new movies (no clicks yet) also answers
+`new_movie_ids` / `new_scores`: the best of the new movies alone, a shelf for movies that could not
+compete with clicked ones yet. The archive needs only TensorFlow to load (no hvae_tf import).
 
 Each version folder holds what serving needs and nothing else (no optimizer state), gets the modes
 the user's umask gives (TF Serving often runs as another user), and carries TF Serving's warm-up
@@ -54,6 +56,9 @@ class RecommenderModule(tf.Module):
             default_value=-1,
         )
         scores_of = model.scores  # held by the closure only, so the model is not tracked
+        new_columns = np.asarray(getattr(model, "new_movies", ()), np.int64)
+        self.new_k = int(min(k, len(new_columns)))
+        self.new_columns = tf.constant(new_columns)
 
         @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int64, name=SIGNATURE_INPUT)])
         def recommend(movie_ids):
@@ -62,10 +67,12 @@ class RecommenderModule(tf.Module):
             scores = scores_of(columns)
             seen = _seen_mask(columns, tf.shape(scores)[1])
             scores = tf.where(seen, tf.constant(-np.inf, scores.dtype), scores)
-            top = tf.math.top_k(scores, k=self.k, sorted=True)
-            found = tf.math.is_finite(top.values)
-            ids = tf.where(found, tf.gather(self.movie_ids, top.indices), tf.constant(-1, tf.int64))
-            return {"movie_ids": ids, "scores": tf.where(found, top.values, tf.zeros_like(top.values))}
+            answer = _top_ids(scores, self.k, self.movie_ids, "")
+            if self.new_k:
+                new_scores = tf.gather(scores, self.new_columns, axis=1)
+                answer.update(_top_ids(new_scores, self.new_k, tf.gather(self.movie_ids, self.new_columns),
+                                       "new_"))
+            return answer
 
         # Exactly the variables the traced function captures (the saver needs them tracked), under
         # the model's own names where it has them.
@@ -74,6 +81,15 @@ class RecommenderModule(tf.Module):
         weights = {names.get(id(v), f"variable_{i}"): v for i, v in enumerate(captured)}
         self.served_weights = weights if len(weights) == len(captured) else list(captured)
         self.recommend = recommend
+
+
+def _top_ids(scores, k: int, ids, prefix: str) -> dict:
+    """The k best of `scores`' columns as ids (`ids[column]`) and scores; -1 and 0 where fewer than
+    k were left to recommend (the rest were the user's own)."""
+    top = tf.math.top_k(scores, k=k, sorted=True)
+    found = tf.math.is_finite(top.values)
+    return {f"{prefix}movie_ids": tf.where(found, tf.gather(ids, top.indices), tf.constant(-1, tf.int64)),
+            f"{prefix}scores": tf.where(found, top.values, tf.zeros_like(top.values))}
 
 
 def _checked_rank_2(movie_ids):
