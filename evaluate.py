@@ -3,6 +3,8 @@
     python evaluate.py RUN_DIR [RUN_DIR ...]         Eval 1 and Eval 2 on the run's test users
     python evaluate.py saved_models/NAME/VERSION     Eval 2 through the SavedModel's signature
     python evaluate.py compare RUN_A RUN_B           paired t-test and Wilcoxon on the same fold
+                                                     (a run or an evaluation folder, e.g. a grid's
+                                                     baselines/fold0/EASE)
     python evaluate.py grid --dataset 1m --manual-dir DIR --out results/1m [train.py flags]
     python evaluate.py tune --out tuning/1m --trials 30 [train.py flags]   search on validation users
     python evaluate.py plots RUN_DIR                 user clusters, movie space, curves, projector
@@ -134,9 +136,12 @@ def command_compare(args) -> None:
     from hvae_tf.evaluation.significance import comparison_lines
 
     folders = []
-    for run in (args.first, args.second):
-        harness.evaluate_run(run, args.split)
-        folders.append(harness.evaluation_folder(Path(run), args.split, True))
+    for path in map(Path, (args.first, args.second)):
+        if (path / harness.SUMMARY).exists():  # an evaluation folder (e.g. a grid's baseline)
+            folders.append(path)
+            continue
+        harness.evaluate_run(path, args.split)
+        folders.append(harness.evaluation_folder(path, args.split, True))
     for line in comparison_lines(*(harness.scheme_files(f) for f in folders)):
         print(line)
 

@@ -126,6 +126,8 @@ def test_compare_prints_a_difference_and_p_values_per_scheme_and_metric(tiny_run
         test = paired_tests(a.metrics[metric], b.metrics[metric])
         assert (match["p_t"], match["p_w"]) == (f"{test.p_t:.3g}", f"{test.p_w:.3g}"), match.group(0)
     assert any(float(m["difference"]) != 0 for m in lines.values()), "two different models tie"
+    # An evaluation folder (as a grid keeps for its baselines) compares as its run does.
+    assert evaluate("compare", first / "eval" / "test", second, cwd=tmp_path) == printed
 
 
 def test_grid_over_two_folds_writes_table2_with_mean_and_std_of_each_model(generated_data_dir,
