@@ -15,7 +15,7 @@ def click_density(clicks: sp.spmatrix) -> float:
     return clicks.nnz / max(clicks.shape[0] * clicks.shape[1], 1)
 
 
-def build_model(n_movies: int, movie_embeddings=None, *, approach: int = 1,
+def build_model(n_movies: int, movie_embeddings=None, *, approach: int | str = 1,
                 trainable_embeddings: bool = False, click_input: str = "auto",
                 train_clicks: sp.spmatrix | None = None, shallow_weights=None,
                 shallow_bias: float = 0.0, shared_input: str = "features", shared_dim: int = 32,

@@ -21,11 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from hvae_tf.models.click_input import ClickDense, clicks_times
-from hvae_tf.models.vae import StandardVAE
-
-
-def _seed(seed, offset):
-    return None if seed is None else seed + offset
+from hvae_tf.models.vae import StandardVAE, _seed
 
 
 def _mask_or_none(mask):
