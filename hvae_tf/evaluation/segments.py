@@ -26,7 +26,6 @@ from hvae_tf.data.protocols import HeldOutUsers, Split
 
 HEAD_SHARE, TAIL_SHARE = 0.2, 0.5  # of the movies with training clicks
 LIGHT_USERS_SHARE = 0.25
-MOVIE_GROUPS = ("head", "torso", "tail", "new")
 AMONG_NEW = "new-vs-new"
 LIGHT_USERS = "light-users"
 # Names and meanings of the segment metrics: part of every evaluation's cache key.
