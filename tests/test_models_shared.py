@@ -130,7 +130,7 @@ def test_built_from_its_config_and_weights_it_scores_the_same(tmp_path):
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="n_movies=5 but content has"):
         SharedHybridVAE(content(), n_movies=5)
-    with pytest.raises(ValueError, match="--shared-dim"):
+    with pytest.raises(ValueError, match="shared_dim must be a whole number >= 1"):
         SharedHybridVAE(content(), shared_dim=0)
     with pytest.raises(ValueError, match="new_movies must be column indices"):
         SharedHybridVAE(content(), new_movies=[N_MOVIES])

@@ -47,12 +47,10 @@ class ContentKNN:
         n = len(unit)
         k = min(self.neighbours, n - 1)
         rows, cols, values = [], [], []
-        for start in range(0, n, _BLOCK):
+        for start in range(0, n if k >= 1 else 0, _BLOCK):  # one movie alone has no neighbour
             stop = min(start + _BLOCK, n)
             block = unit[start:stop] @ unit.T
             block[np.arange(stop - start), np.arange(start, stop)] = -np.inf  # not its own neighbour
-            if k < 1:
-                continue
             top = np.argpartition(-block, k - 1, axis=1)[:, :k]
             picked = np.take_along_axis(block, top, axis=1)
             keep = picked > 0  # dissimilar movies add nothing

@@ -20,6 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from hvae_tf.config import check_setting
 from hvae_tf.models.click_input import ClickDense, clicks_times
 from hvae_tf.models.vae import StandardVAE, _seed
 
@@ -66,7 +67,7 @@ class SharedClickDense(ClickDense):
     def __init__(self, content, shared_dim: int, free_mask, **kwargs):
         super().__init__(n_movies=len(free_mask), **kwargs)
         self.free_mask = _mask_or_none(free_mask)
-        self.movie_vectors = MovieVectors(content, shared_dim, activation=kwargs.get("activation", "tanh"),
+        self.movie_vectors = MovieVectors(content, shared_dim, activation=self.activation,
                                           seed=_seed(self.seed, 100), name="movie_vectors")
         self.shared_dim = int(shared_dim)
 
@@ -136,10 +137,8 @@ class SharedHybridVAE(StandardVAE):
         if n_movies != content.shape[0]:
             raise ValueError(f"n_movies={n_movies} but content has {content.shape[0]} rows: align the "
                              "features to the protocol's movie index")
-        if int(shared_dim) != shared_dim or shared_dim < 1:
-            raise ValueError(f"shared_dim (--shared-dim) must be a whole number >= 1, got {shared_dim!r}")
-        if not np.isfinite(free_l2) or free_l2 < 0:
-            raise ValueError(f"free_l2 (--free-l2) must be a finite number >= 0, got {free_l2!r}")
+        check_setting("shared_dim", shared_dim)
+        check_setting("free_l2", free_l2)
         self._init_content = content  # read by the hooks StandardVAE.__init__ calls
         self.shared_dim, self.free_l2 = int(shared_dim), float(free_l2)
         super().__init__(n_movies=n_movies, **kwargs)

@@ -119,12 +119,11 @@ class StandardVAE(VariationalAutoencoder):
 
         self.encoder_layers = self._make_encoder(seed, activation, trainable=True)
         self.first_layer, self.encoder_output = self.encoder_layers[0], self.encoder_layers[-1]
-        dense = lambda units, offset, **kw: keras.layers.Dense(  # noqa: E731
-            units, kernel_initializer=keras.initializers.GlorotUniform(_seed(seed, offset)), **kw
-        )
         # RecVAE's decoder is one linear layer; Mult-VAE's has a hidden layer.
-        self.decoder_hidden = (dense(self.hidden_dim, 11, activation=activation, name="decoder_hidden")
-                               if architecture == "mult-vae" else None)
+        self.decoder_hidden = keras.layers.Dense(
+            self.hidden_dim, activation=activation, name="decoder_hidden",
+            kernel_initializer=keras.initializers.GlorotUniform(_seed(seed, 11)),
+        ) if architecture == "mult-vae" else None
         self.decoder_output = self._make_decoder_output(_seed(seed, 12))  # logits
         # The composite prior's posterior: a frozen copy of the encoder, refreshed by refresh_prior.
         self.prior_layers = (self._make_encoder(seed, activation, trainable=False, prefix="prior_")
