@@ -137,5 +137,7 @@ def test_bench_epoch_times_ours_part_by_part_beside_the_reference(shared_data):
     assert reference and ours, out[-3000:]
     ratio = float(ours.group(1)) / float(reference.group(1))
     assert ratio == pytest.approx(float(ours.group(2)), abs=0.01)
-    for part in ("training pass", "RankingMetrics", "AtomicModelCheckpoint"):
+    for part in ("training pass", "RankingMetrics", "BestCheckpoint"):
         assert part in ours.group(3)
+    written = re.search(rf"at the end: Standard-VAE ({NUMBER}) s a write", out)
+    assert written and float(written.group(1)) > 0, out[-1000:]

@@ -12,15 +12,17 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import keras
+import numpy as np
 import pytest
 from conftest import small_run_argv
 
 from hvae_tf.config import parse_args
 from hvae_tf.training import callbacks
-from hvae_tf.training.callbacks import AtomicModelCheckpoint
+from hvae_tf.training.callbacks import BestCheckpoint
 from hvae_tf.training.run import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -125,28 +127,128 @@ def test_best_checkpoint_is_the_best_epoch_across_the_crash(runs):
         assert value == pytest.approx(best[key], abs=TOLERANCE), key
 
 
-def test_best_checkpoint_survives_a_kill_while_it_is_written(tmp_path, monkeypatch):
+def tiny_model(value: float = 0.0):
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    best = tmp_path / "best.weights.h5"
-    checkpoint = AtomicModelCheckpoint(str(best), monitor="val_ndcg_100", mode="max",
-                                       save_best_only=True, save_weights_only=True)
+    set_kernel(model, value)
+    return model
+
+
+def set_kernel(model, value: float) -> None:
+    model.layers[0].kernel.assign(np.full((2, 1), value, np.float32))
+
+
+def kernel_in(path: Path) -> float:
+    model = tiny_model()
+    model.load_weights(str(path))
+    return float(model.layers[0].kernel.numpy()[0, 0])
+
+
+def history_of(*values):
+    """A ranking callback's record as a resumed run reads it from disk."""
+    return types.SimpleNamespace(history=[{"epoch": e + 1, "val_ndcg_100": v} for e, v in enumerate(values)])
+
+
+def epochs(checkpoint, model, ndcgs, first=0):
+    """Epochs `first`, `first` + 1, ... whose weights are the epoch index and score `ndcgs`."""
+    for epoch, value in enumerate(ndcgs, start=first):
+        checkpoint.on_epoch_begin(epoch)
+        set_kernel(model, epoch)
+        checkpoint.on_epoch_end(epoch, {"val_ndcg_100": value})
+
+
+def test_best_weights_are_held_until_flushed_and_the_model_keeps_its_own(tmp_path):
+    model, best = tiny_model(), tmp_path / "best.weights.h5"
+    checkpoint = BestCheckpoint(str(best), history_of())
     checkpoint.set_model(model)
-    checkpoint.on_epoch_end(0, {"val_ndcg_100": 0.1})
+    epochs(checkpoint, model, [0.1, 0.3, 0.2])
+    assert not best.exists() and checkpoint.has_best()  # nothing written between flushes
+    checkpoint.flush()
+    assert kernel_in(best) == 1.0  # epoch 1's weights, the best, not the current epoch 2's
+    assert float(model.layers[0].kernel.numpy()[0, 0]) == 2.0  # training goes on from its own
+    epochs(checkpoint, model, [0.25], first=3)  # not better than 0.3: nothing new to write
+    set_kernel(model, 9)
+    checkpoint.on_train_end()
+    assert kernel_in(best) == 1.0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.weights.h5"]
+
+
+def test_weights_too_large_to_hold_are_written_at_once(tmp_path):
+    model, best = tiny_model(), tmp_path / "best.weights.h5"
+    checkpoint = BestCheckpoint(str(best), history_of(), hold_at_most=4)  # the kernel is 8 bytes
+    checkpoint.set_model(model)
+    epochs(checkpoint, model, [0.1, 0.3])
+    assert kernel_in(best) == 1.0
+
+
+def test_a_resumed_run_replaces_the_best_only_with_an_epoch_better_than_the_restored_ones(tmp_path):
+    """Killed after epoch 4 (best: epoch 3, 0.4, held in memory) with the backup at epoch 2: the
+    file holds epoch 1 (0.3). The resumed run restores epoch 2 and replays epochs 3 and 4, which
+    score as before; epoch 3 must become the best again, though the history on disk lists it."""
+    model, best = tiny_model(), tmp_path / "best.weights.h5"
+    before_kill = BestCheckpoint(str(best), history_of())
+    before_kill.set_model(model)
+    epochs(before_kill, model, [0.2, 0.3])
+    before_kill.flush()  # the backup of epoch 2
+    resumed = BestCheckpoint(str(best), history_of(0.2, 0.3, 0.4, 0.35))
+    resumed.set_model(model)
+    epochs(resumed, model, [0.4, 0.35], first=2)
+    resumed.on_train_end()
+    assert kernel_in(best) == 2.0
+    restored_better = BestCheckpoint(str(best), history_of(0.2, 0.5, 0.4))  # epoch 2 stays best
+    restored_better.set_model(model)
+    epochs(restored_better, model, [0.4], first=2)
+    restored_better.on_train_end()
+    assert kernel_in(best) == 2.0
+
+
+def test_the_backup_writes_the_held_best_first(tmp_path):
+    model = tiny_model()
+    model.compile(optimizer="adam", loss="mse")
+    checkpoint = BestCheckpoint(str(tmp_path / "best.weights.h5"), history_of())
+    checkpoint.set_model(model)
+    backup = callbacks.SharedBackupAndRestore(str(tmp_path / "backup"), writer=True, every_seconds=0,
+                                              before_backup=checkpoint.flush)
+    backup.set_model(model)
+    backup.on_train_begin()
+    epochs(checkpoint, model, [0.1])
+    backup.on_epoch_end(0)
+    assert kernel_in(tmp_path / "best.weights.h5") == 0.0
+
+
+def test_best_checkpoint_survives_a_kill_while_it_is_written(tmp_path, monkeypatch):
+    model, best = tiny_model(), tmp_path / "best.weights.h5"
+    checkpoint = BestCheckpoint(str(best), history_of())
+    checkpoint.set_model(model)
+    epochs(checkpoint, model, [0.1])
+    checkpoint.flush()
     good = best.read_bytes()
 
     def killed_mid_write(filepath, overwrite=True):
         Path(filepath).write_bytes(b"half an HDF5 file")
         raise KeyboardInterrupt
 
+    epochs(checkpoint, model, [0.3], first=1)
     monkeypatch.setattr(model, "save_weights", killed_mid_write)
     with pytest.raises(KeyboardInterrupt):
-        checkpoint.on_epoch_end(1, {"val_ndcg_100": 0.3})
+        checkpoint.flush()
     assert best.read_bytes() == good
     monkeypatch.undo()
-    checkpoint.on_epoch_end(2, {"val_ndcg_100": 0.2})  # not better than 0.3: nothing is saved...
+    epochs(checkpoint, model, [0.2], first=2)  # not better than 0.3: nothing new is held...
     assert best.read_bytes() == good  # ...and the crash's leftover is not renamed into place
+    checkpoint.flush()
+    assert kernel_in(best) == 1.0  # epoch 1's weights were still held, and still come first
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.weights.h5"]
-    model.load_weights(str(best))
+
+
+def test_non_finite_weights_are_never_held(tmp_path):
+    model, best = tiny_model(), tmp_path / "best.weights.h5"
+    checkpoint = BestCheckpoint(str(best), history_of())
+    checkpoint.set_model(model)
+    checkpoint.on_epoch_begin(0)
+    set_kernel(model, np.nan)
+    with pytest.raises(FloatingPointError, match="refusing to checkpoint"):
+        checkpoint.on_epoch_end(0, {"val_ndcg_100": 0.1})
+    assert not checkpoint.has_best()
 
 
 def test_backups_are_written_at_epoch_ends_once_the_interval_has_passed(tmp_path, monkeypatch):

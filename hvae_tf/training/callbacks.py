@@ -12,6 +12,7 @@ import os
 import time
 import weakref
 from pathlib import Path
+from typing import Callable
 
 import keras
 import numpy as np
@@ -122,9 +123,9 @@ class StopOnNaN(keras.callbacks.Callback):
     the run folder as it was after the last good epoch; it must come before those callbacks.
     """
 
-    def __init__(self, last_good: str):
+    def __init__(self, checkpoint: "BestCheckpoint"):
         super().__init__()
-        self.last_good = last_good
+        self.checkpoint = checkpoint
         self._epoch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -132,9 +133,9 @@ class StopOnNaN(keras.callbacks.Callback):
 
     def _stop(self, what: str, batch: int | None = None) -> None:
         step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
-        where = (
-            f"the last good weights are in {self.last_good}" if Path(self.last_good).exists()
-            else f"no checkpoint was written yet ({self.last_good} comes at the end of an epoch)"
+        where = (  # train.py writes the held best weights as the error leaves fit
+            f"the last good weights are in {self.checkpoint.path}" if self.checkpoint.has_best()
+            else f"no checkpoint was written yet ({self.checkpoint.path} comes at the end of an epoch)"
         )
         raise FloatingPointError(
             f"{what} at optimizer step {step} (epoch {self._epoch + 1}"
@@ -194,22 +195,81 @@ class ReplayEpochRandomness(keras.callbacks.Callback):
             state.assign(np.array([key, 0], dtype=np.dtype(state.dtype)))
 
 
-class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
-    """ModelCheckpoint that writes beside its file and renames: a kill mid-save keeps the last best.
-    Non-finite weights are never written (they would rank as "best" and then be exported)."""
+class BestCheckpoint(keras.callbacks.Callback):
+    """The weights of the epoch with the best validation `monitor`, written beside `filepath` and
+    renamed into place, so a kill mid-save keeps the last best. Non-finite weights are never kept
+    (they would rank as "best" and then be exported).
 
-    def _save_model(self, epoch, batch, logs):
+    Writing a .weights.h5 costs a short epoch as much as several of its training steps, so a new
+    best is held in memory and written by `flush`: at each backup (then the file holds the best
+    of the epochs a resumed run restores, and a resumed run recomputes the later ones exactly),
+    when training ends, and when it stops on an error. Weights larger than `hold_at_most` bytes
+    are written at once instead of being copied.
+
+    `history` is the ranking callback's record, kept on disk: after a resume, only an epoch better
+    than every restored epoch replaces the best.
+    """
+
+    def __init__(self, filepath: str, history: RankingMetrics, monitor: str = "val_ndcg_100",
+                 hold_at_most: int = 2**30):
+        super().__init__()
+        self.path, self.history, self.monitor = Path(filepath), history, monitor
+        self.hold_at_most = int(hold_at_most)
+        self.best_value: float | None = None
+        self._first_epoch = True
+        self._held: list[np.ndarray] | None = None  # the best weights not yet written
+        self._held_are_current = False  # the model still holds them (no step since)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._first_epoch:  # epoch > 0 after a resume: epochs up to `epoch` were restored
+            self._first_epoch = False
+            restored = [h[self.monitor] for h in self.history.history if h["epoch"] <= epoch]
+            self.best_value = max(restored, default=None)
+        self._held_are_current = False
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            raise KeyError(f"the best checkpoint needs {self.monitor!r} in the epoch's logs, which "
+                           f"has {sorted(logs or {})}: the ranking callback must come before it")
+        if self.best_value is not None and not float(value) > self.best_value:
+            return
         require_finite_weights(self.model, "checkpoint")
-        final = Path(self.filepath)
-        partial = final.with_name(f".partial.{final.name}")  # keeps the .weights.h5 suffix Keras wants
+        self.best_value = float(value)
+        size = sum(np.dtype(w.dtype).itemsize * math.prod(w.shape) for w in self.model.weights)
+        if size > self.hold_at_most:
+            self._held = None
+            self._write()
+        else:
+            self._held, self._held_are_current = self.model.get_weights(), True
+
+    def has_best(self) -> bool:
+        """Whether there are good weights to keep (in memory or written)."""
+        return self._held is not None or self.path.exists()
+
+    def flush(self) -> None:
+        """Write the held best weights, if any."""
+        if self._held is None:
+            return
+        if self._held_are_current:
+            self._write()
+        else:
+            current = self.model.get_weights()
+            self.model.set_weights(self._held)
+            try:
+                self._write()
+            finally:
+                self.model.set_weights(current)
+        self._held = None
+
+    def on_train_end(self, logs=None):
+        self.flush()
+
+    def _write(self) -> None:
+        partial = self.path.with_name(f".partial.{self.path.name}")  # keeps the .weights.h5 suffix
         partial.unlink(missing_ok=True)  # a crash's leftover must never be renamed into place
-        self.filepath = str(partial)
-        try:
-            super()._save_model(epoch, batch, logs)
-        finally:
-            self.filepath = str(final)
-        if partial.exists():
-            os.replace(partial, final)
+        self.model.save_weights(str(partial), overwrite=True)
+        os.replace(partial, self.path)
 
 
 class SharedBackupAndRestore(keras.callbacks.BackupAndRestore):
@@ -224,12 +284,15 @@ class SharedBackupAndRestore(keras.callbacks.BackupAndRestore):
     `every_seconds` or more after the last one (or the start): short epochs would otherwise spend
     much of their time writing it, and a kill loses at most that much work plus an epoch. Only at
     epoch ends: Keras restores whole epochs, and the epochs after a backup replay exactly.
+    `before_backup` runs just before each backup is written (train.py writes the held best
+    checkpoint there).
     """
 
     def __init__(self, backup_dir: str, *, writer: bool, restore: bool = True,
-                 every_seconds: float = 0.0, **kwargs):
+                 every_seconds: float = 0.0, before_backup: Callable[[], None] | None = None, **kwargs):
         super().__init__(backup_dir, **kwargs)
         self.writer, self.restore, self.every_seconds = writer, restore, float(every_seconds)
+        self.before_backup = before_backup
         self._last_backup = time.monotonic()
 
     def on_train_begin(self, logs=None):
@@ -239,6 +302,8 @@ class SharedBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def _save_model(self):
         if self.writer and time.monotonic() - self._last_backup >= self.every_seconds:
+            if self.before_backup is not None:
+                self.before_backup()
             super()._save_model()
             self._last_backup = time.monotonic()
 

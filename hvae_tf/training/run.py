@@ -97,40 +97,42 @@ def fit_callbacks(cfg: TrainConfig, run: Path, split, train_ds, chief: bool):
     ranking = hvae_callbacks.RankingMetrics(
         split.validation.fold_in, split.validation.held_out, history_path=run / "validation.json"
     )
-    previous_best = ranking.best()
+    checkpoint = hvae_callbacks.BestCheckpoint(str(best), ranking, monitor="val_ndcg_100")
     return ranking, [
         hvae_callbacks.ScalarLogs(),  # first: the others read its plain floats
-        hvae_callbacks.StopOnNaN(str(best)),  # raises FloatingPointError naming the step
+        hvae_callbacks.StopOnNaN(checkpoint),  # raises FloatingPointError naming the step
         ranking,  # before TensorBoard and the checkpoint: they read its values from `logs`
         hvae_callbacks.StopWhenNotImproving(ranking, cfg.patience),
         hvae_callbacks.RefreshPrior(),  # before the backup, which must hold the refreshed copy
         keras.callbacks.TensorBoard(log_dir=str(run / "logs"), update_freq="epoch"),
-        hvae_callbacks.AtomicModelCheckpoint(
-            str(best), monitor="val_ndcg_100", mode="max",
-            save_best_only=True, save_weights_only=True,
-            # After a resume, only an epoch better than those before the crash replaces it.
-            initial_value_threshold=previous_best["val_ndcg_100"] if previous_best else None,
-        ),
+        checkpoint,
         # In the chief's run folder for every worker; double_checkpoint: a kill while the
         # backup is written falls back to the one before.
         hvae_callbacks.SharedBackupAndRestore(
             str(cfg.run_path / "backup"), writer=chief, restore=chief or not cfg.retrain,
-            every_seconds=cfg.backup_every, double_checkpoint=True),
+            every_seconds=cfg.backup_every, double_checkpoint=True, before_backup=checkpoint.flush),
         hvae_callbacks.ReplayEpochRandomness(train_ds),  # a resumed run replays the same epochs
     ]
 
 
 def fit(model, cfg: TrainConfig, split, train_ds, callbacks) -> None:
-    model.fit(
-        # One iterator for the whole fit, reshuffled each pass: epoch e's order is set by the
-        # number of passes drawn before it, which ReplayEpochRandomness replays after a resume.
-        train_ds.repeat(),
-        steps_per_epoch=math.ceil(split.train.shape[0] / cfg.batch_size),
-        epochs=cfg.epochs,
-        verbose=cfg.verbose,
-        shuffle=False,  # the pipeline shuffles, seeded
-        callbacks=callbacks,
-    )
+    try:
+        model.fit(
+            # One iterator for the whole fit, reshuffled each pass: epoch e's order is set by the
+            # number of passes drawn before it, which ReplayEpochRandomness replays after a resume.
+            train_ds.repeat(),
+            steps_per_epoch=math.ceil(split.train.shape[0] / cfg.batch_size),
+            epochs=cfg.epochs,
+            verbose=cfg.verbose,
+            shuffle=False,  # the pipeline shuffles, seeded
+            callbacks=callbacks,
+        )
+    except BaseException:
+        # A stop on NaN or Ctrl-C still leaves the best epoch so far on disk.
+        for callback in callbacks:
+            if isinstance(callback, hvae_callbacks.BestCheckpoint):
+                callback.flush()
+        raise
 
 
 def _fit(cfg: TrainConfig, run: Path, folder: RunFolder | None, extra_callbacks=()) -> dict:
