@@ -45,6 +45,10 @@ setup(
         "test": [
             "pytest>=7.4",
             "pytest-timeout>=2.2",
+            # Two test processes for two cores: most of the suite's time is single-threaded Python
+            # and the start-up of the train.py / evaluate.py processes it launches, so two workers
+            # take about half the time of one (the README's test command passes -n 2).
+            "pytest-xdist>=3.5",
             # tfds.testing imports dill (tensorflow-datasets does not declare it).
             "dill",
             # Checks the layer contract in .importlinter (each layer imports only those below);
