@@ -35,7 +35,7 @@ from synthetic_clicks import LIANG_MOVIES, PAPER_MOVIES, check_sizes, liang_like
 
 from hvae_tf.data import pipeline
 from hvae_tf.models import HybridVAE, SharedHybridVAE, StandardVAE
-from hvae_tf.models.click_input import click_matrix, click_weights
+from hvae_tf.models.click_input import DENSE_FROM_DENSITY, ClickDense, click_matrix, click_weights
 from hvae_tf.training.optimizer import FusedAdam
 
 MODELS = ("standard", "hvae1", "hvae2", "shared", "naive-standard", "naive-hvae1", "naive-hvae2")
@@ -248,11 +248,16 @@ def min_seconds(fns: dict, repeats: int) -> dict[str, float]:
     return best
 
 
+# Shares of the movies a user clicked, around ML-20M's (0.4%), ml-1m's (2.7%) and denser data.
+DENSITY_SWEEP = (0.004, 0.01, 0.027, 0.05, 0.1, 0.2)
+
+
 def first_layer_gradients(layer, weights, upstream):
-    """fwd + bwd of a first layer alone: what a step spends on it (kernel gradient, no input one)."""
+    """fwd + bwd of a first layer alone: what a step spends on it (kernel gradient, no input one;
+    binary clicks, as the model calls it)."""
     def run():
         with tf.GradientTape() as tape:
-            value = tf.reduce_sum(tf.cast(layer(weights), tf.float32) * upstream)
+            value = tf.reduce_sum(tf.cast(layer(weights, equal_in_rows=True), tf.float32) * upstream)
         return [tf.reduce_sum(tf.convert_to_tensor(g)[:1])  # a gathered kernel's gradient is sliced
                 for g in tape.gradient(value, layer.trainable_variables)]
     return run
@@ -300,7 +305,9 @@ def breakdown(n_movies: int, args, dataset) -> None:
         return tape.gradient(value, logits)[:1]
 
     clicks = click_matrix(batch, n_movies)
-    weights = click_weights(clicks, normalize=True, dropout=0.0, seed_generator=None, training=False)
+    # A training step's click weights: Mult-VAE's dropout 0.5 leaves about half the clicks non-zero.
+    weights = click_weights(clicks, normalize=True, dropout=0.5,
+                            seed_generator=keras.random.SeedGenerator(args.seed), training=True)
     upstream = tf.random.normal((args.batch, args.hidden))
     t = min_seconds(dict((
         ("forward", loss), ("gradients", lambda: [tf.reduce_sum(tf.convert_to_tensor(g)[:1]) for g in gradients()]), ("step", step),
@@ -318,6 +325,26 @@ def breakdown(n_movies: int, args, dataset) -> None:
     parts.update({f"alone: {name}": value for name, value in list(t.items())[3:]})
     for name, seconds in parts.items():
         print(f"  {name:>44}: {seconds * 1e3:8.1f} ms  ({seconds / whole:6.1%} of the step)")
+
+    print(f"\nStandard first layer, fwd + bwd, {n_movies:,} movies, by the share of movies a user "
+          "clicked (dropout 0.5), dense / gathered time (click_input.DENSE_FROM_DENSITY is "
+          f"{DENSE_FROM_DENSITY:.1%}):")
+    layer = ClickDense(n_movies, args.hidden, seed=args.seed, click_input="gathered")
+    dense = ClickDense(n_movies, args.hidden, seed=args.seed, click_input="dense")
+    for built in (layer, dense):
+        built.build()
+    rng = np.random.default_rng(args.seed)
+    for density in DENSITY_SWEEP:
+        clicked = rng.random((args.batch, n_movies)) < density
+        indices = np.full((args.batch, max(1, clicked.sum(1).max())), -1, np.int64)
+        for row, movies in enumerate(clicked):
+            indices[row, :movies.sum()] = np.flatnonzero(movies)
+        swept = click_weights(click_matrix(indices, n_movies), normalize=True, dropout=0.5,
+                              seed_generator=keras.random.SeedGenerator(args.seed), training=True)
+        seconds = min_seconds({"dense": first_layer_gradients(dense, swept, upstream),
+                               "gathered": first_layer_gradients(layer, swept, upstream)}, repeats)
+        print(f"  {density:6.1%}: dense {seconds['dense'] * 1e3:7.1f} ms, gathered "
+              f"{seconds['gathered'] * 1e3:7.1f} ms: {seconds['dense'] / seconds['gathered']:5.2f}")
 
     print(f"\nFirst layer alone, fwd + bwd, {n_movies:,} movies (package sparse vs naive dense):")
     for kind in ("standard", "hvae1", "hvae2"):

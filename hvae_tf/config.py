@@ -177,7 +177,7 @@ class TrainConfig:
     latent_dim: int = setting(200, "model", rule=AT_LEAST_1)
     click_input: str = setting("auto", "model", "how the first layer multiplies a batch's clicks: "
                                "scattered into a dense matmul, or a kernel row gathered per click; "
-                               "auto: dense when users click 0.8%% of the movies or more",
+                               "auto: dense when users click 5%% of the movies or more",
                                choices=CLICK_INPUTS)
     dropout: float = setting(0.5, "model", "share of a user's clicks dropped from the encoder's "
                              "input in training", rule=RATE)

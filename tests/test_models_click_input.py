@@ -1,6 +1,8 @@
 """The first layers: sparse click input from padded batches, and equality with the naive dense
 formulation of the H-VAE input (outputs and gradients)."""
 
+import math
+
 import keras
 import numpy as np
 import pytest
@@ -77,8 +79,11 @@ def naive_first_layer(layer, weights_dense):
     return tf.tanh(weights_dense @ layer.kernel + layer.bias)
 
 
+@pytest.mark.parametrize("equal_in_rows", [False, True])
 @pytest.mark.parametrize("kind", ["standard", "approach 1", "approach 2"])
-def test_sparse_first_layer_equals_naive_dense_formulation(kind):
+def test_sparse_first_layer_equals_naive_dense_formulation(kind, equal_in_rows):
+    """Dropped-out clicks (explicit zeros) included; equal_in_rows: the unweighted row sums and
+    their own gradient."""
     rng = np.random.default_rng(2)
     embeddings = rng.normal(size=(N_MOVIES, EMBEDDING_DIM)).astype(np.float32)
     if kind == "standard":
@@ -102,7 +107,7 @@ def test_sparse_first_layer_equals_naive_dense_formulation(kind):
             objective = tf.reduce_sum(out * upstream)
         return out, tape.gradient(objective, layer.trainable_weights)
 
-    efficient, efficient_grads = outputs_and_gradients(lambda: layer(weights))
+    efficient, efficient_grads = outputs_and_gradients(lambda: layer(weights, equal_in_rows=equal_in_rows))
     naive, naive_grads = outputs_and_gradients(lambda: naive_first_layer(layer, weights_dense))
     # kernel and bias, + the embeddings (approach 1), + the collapse kernel (approach 2)
     expected_weights = {"standard": 2, "approach 1": 3, "approach 2": 4}[kind]
@@ -175,10 +180,10 @@ def test_auto_click_input_follows_the_training_clicks_density():
         return sp.csr_matrix((np.ones(rows.size, np.float32), (rows, cols)), shape=(50, n_movies))
 
     small = dict(hidden_dim=4, latent_dim=2)
-    assert DENSE_FROM_DENSITY * 1000 == 8
-    assert build_model(1000, train_clicks=clicks(20), **small).first_layer.click_input == "dense"
-    assert build_model(1000, train_clicks=clicks(4), **small).first_layer.click_input == "gathered"
-    assert build_model(1000, click_input="dense", train_clicks=clicks(4), **small).click_input == "dense"
+    at = math.ceil(DENSE_FROM_DENSITY * 1000)  # clicks per user at the threshold, of 1,000 movies
+    assert build_model(1000, train_clicks=clicks(at), **small).first_layer.click_input == "dense"
+    assert build_model(1000, train_clicks=clicks(at - 1), **small).first_layer.click_input == "gathered"
+    assert build_model(1000, click_input="dense", train_clicks=clicks(at - 1), **small).click_input == "dense"
     assert build_model(1000, **small).click_input == "gathered"
     with pytest.raises(ValueError, match="click_input"):
         ClickDense(10, 3, click_input="auto")

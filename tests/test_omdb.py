@@ -88,7 +88,7 @@ def server():
 
 
 def fetch(server, out, ids=IDS, **options):
-    options = {"rate": 1000, "retries": 2, "backoff": 0.001, "timeout": 5, "progress": False, **options}
+    options = {"rate": 1000, "retries": 2, "backoff": 0.001, "timeout": 30, "progress": False, **options}
     return omdb.fetch_all(ids, out, KEY, base_url=server.url, **options)
 
 

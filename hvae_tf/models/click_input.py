@@ -106,8 +106,9 @@ class ClickDense(keras.layers.Layer):
         return self.kernel
 
     def call(self, weights: tf.SparseTensor, equal_in_rows: bool = False) -> tf.Tensor:
-        """`equal_in_rows`: each user's click weights are equal (no dropout: inference), which
-        lets the gathered product sum kernel rows without weighting each one."""
+        """`equal_in_rows`: a user's non-zero click weights are all equal (binary clicks stay so
+        when normalised, dropped out or masked), which lets the gathered product sum kernel rows
+        without weighting each one."""
         product = clicks_times(weights, self.movie_kernel(), self.click_input, equal_in_rows)
         return self.activation(product + self.bias)
 
@@ -115,34 +116,57 @@ class ClickDense(keras.layers.Layer):
 # The two ways of multiplying a batch's clicks, both faster on a CPU than
 # tf.sparse.sparse_dense_matmul (`python bench/bench_train_step.py --breakdown` times them).
 CLICK_PRODUCTS = ("dense", "gathered")
-# From this share of the movies clicked per user on, the dense matmul is the cheaper (about where
-# the two cross on a CPU); ML-20M's users click 0.4% of the movies, ml-1m's 2.7%.
-DENSE_FROM_DENSITY = 0.008
+# From this share of the movies clicked per user on, the dense matmul is taken. Where the two cross
+# depends on the matmul's speed: near 20% on a 2-core AVX2 CPU, lower where matmuls are several
+# times faster (AMX); ML-20M's users click 0.4% of the movies, ml-1m's 2.7%, ML-100k's 3.5%
+# (`python bench/bench_train_step.py --movies 3502 --breakdown` sweeps the density).
+DENSE_FROM_DENSITY = 0.05
 
 
 def clicks_times(weights: tf.SparseTensor, kernel: tf.Tensor, how: str = "gathered",
                  equal_in_rows: bool = False) -> tf.Tensor:
     """weights [batch, n] @ kernel [n, units].
 
-    "gathered" takes one kernel row per click and sums them per user (sorted segments: the rows
-    of click_matrix come in order), so its cost follows the clicks and its gradient reaches only
-    the clicked rows; "dense" scatters the batch into [batch, n] and multiplies, which wins once
-    users click many of the movies. Fixed per model rather than chosen per batch, so that a batch
-    split over replicas is computed the same way as the whole batch.
+    "gathered" sums one kernel row per click per user (the rows of click_matrix come in order),
+    so its cost follows the clicks and its gradient reaches only the clicked rows; "dense"
+    scatters the batch into [batch, n] and multiplies, which wins once users click many of the
+    movies. Fixed per model rather than chosen per batch, so that a batch split over replicas is
+    computed the same way as the whole batch.
     """
     if how == "dense":
         return tf.matmul(tf.scatter_nd(weights.indices, weights.values, weights.dense_shape), kernel)
-    rows = weights.indices[:, 0]
+    users = tf.cast(weights.dense_shape[0], tf.int32)
     if equal_in_rows:
-        # One fused gather-and-sum of kernel rows, then a scale per user: no [clicks, units]
-        # array of weighted rows (at inference every click of a user weighs the same).
-        users = tf.cast(weights.dense_shape[0], tf.int32)
-        summed = tf.sparse.segment_sum(kernel, weights.indices[:, 1], rows, num_segments=users)
-        scale = tf.maximum(tf.math.unsorted_segment_max(weights.values, rows, users), 0.0)  # no clicks: 0
-        return summed * scale[:, None]
+        # Unweighted sums of kernel rows over the non-zero clicks, then a scale per user: no
+        # [clicks, units] array either way, and a dropped click costs nothing.
+        kept = tf.not_equal(weights.values, 0.0)
+        indices, values = tf.boolean_mask(weights.indices, kept), tf.boolean_mask(weights.values, kept)
+        scale = tf.maximum(tf.math.unsorted_segment_max(values, indices[:, 0], users), 0.0)  # none: 0
+        return _row_sums(tf.convert_to_tensor(kernel), indices[:, 1], indices[:, 0], users) * scale[:, None]
+    rows = weights.indices[:, 0]
     summed = tf.math.segment_sum(tf.gather(kernel, weights.indices[:, 1]) * weights.values[:, None], rows)
     # Users after the last one with a click have no segment: their rows are zero.
-    return tf.pad(summed, [[0, tf.cast(weights.dense_shape[0], tf.int32) - tf.shape(summed)[0]], [0, 0]])
+    return tf.pad(summed, [[0, users - tf.shape(summed)[0]], [0, 0]])
+
+
+def _row_sums(kernel: tf.Tensor, movies: tf.Tensor, users: tf.Tensor, n_users) -> tf.Tensor:
+    """out[u] = sum of kernel[movies[j]] over the clicks j of user u (`users` sorted).
+
+    Forward and backward are each one fused gather-and-sum (the backward sums upstream rows per
+    movie, the clicks sorted by movie), where TensorFlow's own gradient would gather an upstream
+    row per click and scatter them back; the gradient is one dense [n, units] matrix, which the
+    fused Adam update takes as is."""
+
+    @tf.custom_gradient
+    def summed(kernel):
+        def gradient(upstream):
+            order = tf.argsort(tf.cast(movies, tf.int32), stable=True)
+            return tf.sparse.segment_sum(upstream, tf.gather(users, order), tf.gather(movies, order),
+                                         num_segments=tf.shape(kernel, out_type=movies.dtype)[0])
+
+        return tf.sparse.segment_sum(kernel, movies, users, num_segments=n_users), gradient
+
+    return summed(kernel)
 
 
 class _EmbeddingClickDense(ClickDense):

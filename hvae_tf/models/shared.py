@@ -84,8 +84,8 @@ class SharedClickDense(ClickDense):
             free_weights = tf.SparseTensor(weights.indices,
                                            weights.values * tf.gather(self.free_mask, weights.indices[:, 1]),
                                            weights.dense_shape)
-        free = clicks_times(free_weights, self.kernel, self.click_input)
-        content = clicks_times(weights, self.movie_vectors.vectors(), "gathered")  # [batch, shared_dim]
+        free = clicks_times(free_weights, self.kernel, self.click_input, equal_in_rows)
+        content = clicks_times(weights, self.movie_vectors.vectors(), "gathered", equal_in_rows)  # [batch, shared_dim]
         return self.activation(free + tf.matmul(content, self.shared_kernel) + self.bias)
 
 

@@ -216,9 +216,9 @@ class StandardVAE(VariationalAutoencoder):
         if value is True:
             raise ValueError("jit_compile=True is not supported: XLA lacks the sparse ops this model uses")
 
-    def _run_encoder(self, layers, weights: tf.SparseTensor, denoised: bool):
+    def _run_encoder(self, layers, weights: tf.SparseTensor):
         """mu, logvar from an encoder's layers (the live ones or the prior's frozen copy)."""
-        h = layers[0](weights, equal_in_rows=not denoised)
+        h = layers[0](weights, equal_in_rows=True)  # binary clicks: dropout keeps them equal
         if self.architecture == "recvae":
             # h_k = norm_k(act(W_k h_{k-1} + h_1 + ... + h_{k-1})): RecVAE's dense connections.
             h = layers[1](h)
@@ -238,7 +238,7 @@ class StandardVAE(VariationalAutoencoder):
         )
 
     def _encode_clicks(self, clicks: tf.SparseTensor, training: bool):
-        return self._run_encoder(self.encoder_layers, self._click_weights(clicks, training), training)
+        return self._run_encoder(self.encoder_layers, self._click_weights(clicks, training))
 
     def encode(self, indices, training: bool = False):
         """(mu, logvar) of q(z | x) for a batch of padded movie-index lists, each [batch, latent_dim]."""
@@ -281,8 +281,7 @@ class StandardVAE(VariationalAutoencoder):
             kl = gaussian_kl(mu, logvar)
         else:
             # The old posterior sees the whole click row, as RecVAE's does.
-            prior_mu, prior_logvar = self._run_encoder(self.prior_layers, self._click_weights(clicks, False),
-                                                       denoised=False)
+            prior_mu, prior_logvar = self._run_encoder(self.prior_layers, self._click_weights(clicks, False))
             kl = composite_prior_kl(z, mu, logvar, tf.stop_gradient(prior_mu), tf.stop_gradient(prior_logvar))
         if self.kl_gamma > 0:
             clicked = tf.math.unsorted_segment_sum(clicks.values, clicks.indices[:, 0], tf.shape(mu)[0])
