@@ -163,7 +163,8 @@ def fetch_record(imdb_id: str, api_key: str, *, base_url: str = DEFAULT_BASE_URL
             limiter.wait()
         wait = backoff * 2 ** attempt
         try:
-            with urllib.request.urlopen(url, timeout=timeout) as response:
+            # build_opener reads the environment's proxy each time; urlopen keeps its first call's.
+            with urllib.request.build_opener().open(url, timeout=timeout) as response:
                 body = response.read()
             try:
                 return _check_answer(json.loads(body), imdb_id)

@@ -95,8 +95,9 @@ def check_download_possible(release: str, data_dir=None, timeout: float = 5.0) -
         return
     except FileNotFoundError:
         pass
-    try:  # urllib goes through the proxy of the environment, as TFDS's download would
-        urllib.request.urlopen(urllib.request.Request(rel.url, method="HEAD"), timeout=timeout).close()
+    try:  # the environment's proxy now, as TFDS's download would take it (urlopen keeps the first)
+        urllib.request.build_opener().open(urllib.request.Request(rel.url, method="HEAD"),
+                                           timeout=timeout).close()
     except (OSError, ValueError) as e:  # URLError, timeouts, refused connections, a bad proxy URL
         raise DownloadUnavailable(offline_message(release, e)) from e
 
