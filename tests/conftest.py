@@ -2,6 +2,7 @@
 run flags and finished run that the training and evaluation tests share."""
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,17 @@ DATA_FLAGS = ["--dataset", "generated", "--generated-users", "400", "--generated
 # for another); keyword arguments of small_run_argv replace them.
 SMALL_RUN_FLAGS = {"recipe": "mult-vae", "hidden_dim": 32, "latent_dim": 8, "batch_size": 64, "movie_vae_epochs": 3,
                    "epochs": 2, "anneal_steps": 8, "verbose": 0}
+
+
+def set_dead_proxy(env) -> None:
+    """Point `env` (a monkeypatch) at a loopback proxy nobody answers: a machine without internet."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    for variable in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        env.setenv(variable, f"http://127.0.0.1:{port}")
+    for variable in ("NO_PROXY", "no_proxy"):
+        env.delenv(variable, raising=False)
 
 
 def small_run_argv(data_dir, run_dir=None, export_dir=None, *extra, **settings):

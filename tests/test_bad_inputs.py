@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import set_dead_proxy
 
 from hvae_tf.config import parse_args
 from hvae_tf.data import loading
@@ -287,15 +288,7 @@ def test_non_finite_flag_values_are_refused_naming_the_flag(flag, value, capsys)
 
 def test_first_run_offline_names_the_flags_and_leaves_nothing_behind(tmp_path, monkeypatch, capsys):
     """The README's first command on a machine without internet (here: a proxy nobody answers)."""
-    import socket
-
-    with socket.socket() as closed:
-        closed.bind(("127.0.0.1", 0))
-        port = closed.getsockname()[1]
-    for variable in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
-        monkeypatch.setenv(variable, f"http://127.0.0.1:{port}")
-    for variable in ("NO_PROXY", "no_proxy"):
-        monkeypatch.delenv(variable, raising=False)
+    set_dead_proxy(monkeypatch)
     run = tmp_path / "run"
     argv = ["--features", "genome", "--approach", "1", "--data-dir", str(tmp_path / "tfds"),
             "--run-dir", str(run), "--export-dir", str(tmp_path / "saved")]

@@ -1,7 +1,6 @@
 """load_movielens: building the TFDS dataset from the real ml-1m / latest-small and reading it back."""
 
 import shutil
-import socket
 import time
 import urllib.error
 from unittest import mock
@@ -9,6 +8,7 @@ from unittest import mock
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import set_dead_proxy
 
 from hvae_tf.data import loading
 from tf_datasets.hvae_movielens import HvaeMovielens
@@ -126,13 +126,7 @@ def test_offline_without_manual_dir_fails_at_once_naming_the_offline_ways(tmp_pa
 
 
 def test_an_unreachable_proxy_fails_within_seconds(tmp_path, monkeypatch):
-    with socket.socket() as closed:  # a loopback port nobody listens on
-        closed.bind(("127.0.0.1", 0))
-        port = closed.getsockname()[1]
-    for variable in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
-        monkeypatch.setenv(variable, f"http://127.0.0.1:{port}")
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    monkeypatch.delenv("no_proxy", raising=False)
+    set_dead_proxy(monkeypatch)
     started = time.monotonic()
     with mock.patch.object(HvaeMovielens, "download_and_prepare",
                            side_effect=AssertionError("TFDS would wait on the proxy")), \

@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from conftest import set_dead_proxy
 
 from hvae_tf import omdb
 
@@ -110,17 +111,10 @@ def test_retries_server_errors_and_records_misses(server, tmp_path):
 def test_fetches_through_the_proxy_of_the_moment_not_of_the_first_request(server, tmp_path, monkeypatch):
     """A request made under a dead proxy (as the offline-download tests do) must not leave the
     process's later requests going to it."""
-    import socket
     import urllib.request
 
-    with socket.socket() as closed:
-        closed.bind(("127.0.0.1", 0))
-        port = closed.getsockname()[1]
     with monkeypatch.context() as env:
-        for variable in ("HTTP_PROXY", "http_proxy"):
-            env.setenv(variable, f"http://127.0.0.1:{port}")
-        for variable in ("NO_PROXY", "no_proxy"):
-            env.delenv(variable, raising=False)
+        set_dead_proxy(env)
         with pytest.raises(OSError):
             urllib.request.urlopen(server.url, timeout=5)  # builds urllib's global opener now
     report = fetch(server, tmp_path / "omdb.jsonl")
