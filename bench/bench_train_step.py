@@ -67,7 +67,7 @@ class NaiveFirstLayer(keras.layers.Layer):
         if self.approach == 2:
             self.collapse = self.add_weight(shape=(EMBEDDING_DIM, 1), initializer=init, name="collapse_kernel")
 
-    def call(self, weights: tf.SparseTensor, equal_in_rows: bool = False):  # dense: no shortcut
+    def call(self, weights: tf.SparseTensor, equal_in_rows: bool = False, training: bool = False):  # dense: no shortcut
         x = tf.cast(tf.scatter_nd(weights.indices, weights.values, weights.dense_shape), self.compute_dtype)
         if self.approach:
             x = x[:, :, None] * tf.cast(self.embeddings, self.compute_dtype)[None]  # [B, N, d]
@@ -94,8 +94,8 @@ class Float32Outputs:
     outputs). Without it the package's models fail under mixed_bfloat16 (a bf16 x f32 Mul in the
     loss); a no-op once vae.py casts them itself."""
 
-    def _encode_clicks(self, clicks, training):
-        return tuple(tf.cast(t, tf.float32) for t in super()._encode_clicks(clicks, training))
+    def _encode_clicks(self, clicks, training, denoise=None):
+        return tuple(tf.cast(t, tf.float32) for t in super()._encode_clicks(clicks, training, denoise))
 
     def decode(self, z):
         return tf.cast(super().decode(z), tf.float32)
@@ -252,12 +252,12 @@ def min_seconds(fns: dict, repeats: int) -> dict[str, float]:
 DENSITY_SWEEP = (0.004, 0.01, 0.027, 0.05, 0.1, 0.2)
 
 
-def first_layer_gradients(layer, weights, upstream):
+def first_layer_gradients(layer, weights, upstream, training: bool = True):
     """fwd + bwd of a first layer alone: what a step spends on it (kernel gradient, no input one;
     binary clicks, as the model calls it)."""
     def run():
         with tf.GradientTape() as tape:
-            value = tf.reduce_sum(tf.cast(layer(weights, equal_in_rows=True), tf.float32) * upstream)
+            value = tf.reduce_sum(tf.cast(layer(weights, equal_in_rows=True, training=training), tf.float32) * upstream)
         return [tf.reduce_sum(tf.convert_to_tensor(g)[:1])  # a gathered kernel's gradient is sliced
                 for g in tape.gradient(value, layer.trainable_variables)]
     return run

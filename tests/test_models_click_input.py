@@ -79,11 +79,12 @@ def naive_first_layer(layer, weights_dense):
     return tf.tanh(weights_dense @ layer.kernel + layer.bias)
 
 
+@pytest.mark.parametrize("training", [False, True])
 @pytest.mark.parametrize("equal_in_rows", [False, True])
 @pytest.mark.parametrize("kind", ["standard", "approach 1", "approach 2"])
-def test_sparse_first_layer_equals_naive_dense_formulation(kind, equal_in_rows):
+def test_sparse_first_layer_equals_naive_dense_formulation(kind, equal_in_rows, training):
     """Dropped-out clicks (explicit zeros) included; equal_in_rows: the unweighted row sums and
-    their own gradient."""
+    their own gradient; training: approach 1's K formed by XLA, with its own gradient."""
     rng = np.random.default_rng(2)
     embeddings = rng.normal(size=(N_MOVIES, EMBEDDING_DIM)).astype(np.float32)
     if kind == "standard":
@@ -107,7 +108,8 @@ def test_sparse_first_layer_equals_naive_dense_formulation(kind, equal_in_rows):
             objective = tf.reduce_sum(out * upstream)
         return out, tape.gradient(objective, layer.trainable_weights)
 
-    efficient, efficient_grads = outputs_and_gradients(lambda: layer(weights, equal_in_rows=equal_in_rows))
+    efficient, efficient_grads = outputs_and_gradients(lambda: layer(weights, equal_in_rows=equal_in_rows,
+                                                                                   training=training))
     naive, naive_grads = outputs_and_gradients(lambda: naive_first_layer(layer, weights_dense))
     # kernel and bias, + the embeddings (approach 1), + the collapse kernel (approach 2)
     expected_weights = {"standard": 2, "approach 1": 3, "approach 2": 4}[kind]

@@ -197,3 +197,26 @@ def test_compiled_function_is_traced_once_cached_and_does_not_keep_the_model():
     alive = epochs()
     gc.collect()
     assert alive() is None
+
+
+@pytest.mark.parametrize("scores_kind", ["continuous", "tied", "masked"])
+def test_two_level_top_k_gives_tf_top_k_lists(scores_kind):
+    """Large enough for the two levels; ties (within and across groups) and -inf rows (fewer finite
+    scores than k) included."""
+    k = 7
+    n_movies = ranking.TOP_K_GROUP * ranking.TWO_LEVEL_FROM_GROUPS_PER_K * k + 13  # a short last group
+    rng = np.random.default_rng(5)
+    if scores_kind == "tied":
+        scores = rng.integers(0, 4, size=(40, n_movies)).astype(np.float32)
+    else:
+        scores = rng.normal(size=(40, n_movies)).astype(np.float32)
+        # A tie between groups chosen out of column order: the later group has the larger maximum.
+        group = ranking.TOP_K_GROUP
+        scores[0, 5], scores[0, 3 * group + 1], scores[0, 3 * group + 2] = 10.0, 20.0, 10.0
+    if scores_kind == "masked":
+        scores[rng.random(scores.shape) < 0.3] = -np.inf
+        scores[3, 4:] = -np.inf  # four finite scores, fewer than k
+    expected = tf.math.top_k(scores, k, sorted=True).indices.numpy()
+    np.testing.assert_array_equal(ranking.top_k_indices(tf.constant(scores), k).numpy(), expected)
+    compiled = tf.function(lambda s: ranking.top_k_indices(s, k))
+    np.testing.assert_array_equal(compiled(tf.constant(scores)).numpy(), expected)

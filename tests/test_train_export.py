@@ -193,3 +193,15 @@ def test_second_export_is_version_2_and_a_failed_export_leaves_no_partial_versio
     assert export.export_for_serving(model, MOVIE_IDS, base, NAME, k=K).name == "2"
     with pytest.raises(FileExistsError, match="--export-version"):
         export.export_for_serving(model, MOVIE_IDS, base, NAME, k=K, version=2)
+
+
+def test_serving_graph_needs_no_xla(exported):
+    """Approach 1 trains with XLA-compiled pieces; TF Serving's default build cannot run them."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    _, _, version_dir = exported
+    saved = saved_model_pb2.SavedModel.FromString((version_dir / "saved_model.pb").read_bytes())
+    graph = saved.meta_graphs[0].graph_def
+    compiled = [f.signature.name for f in graph.library.function if f.attr["_XlaMustCompile"].b]
+    compiled += [n.name for n in graph.node if n.attr["_XlaMustCompile"].b]
+    assert compiled == []

@@ -36,8 +36,7 @@ def rank_top_k(scores, k: int, exclude: sp.csr_matrix | None = None) -> np.ndarr
         scores = tf.tensor_scatter_nd_update(
             scores, positions, tf.fill([len(positions)], tf.constant(-np.inf, tf.float32))
         )
-    k = min(k, int(scores.shape[1]))
-    return tf.math.top_k(scores, k=k, sorted=True).indices.numpy()
+    return top_k_indices(scores, k).numpy()
 
 
 def _hits(top: np.ndarray, held_out: sp.csr_matrix) -> np.ndarray:
@@ -248,9 +247,35 @@ def mask_clicked(scores: tf.Tensor, indices: tf.Tensor) -> tf.Tensor:
     return tf.tensor_scatter_nd_update(scores, tf.stack([positions[:, 0], movies], axis=1), updates)
 
 
+# Movies per group of the two-level top-k, and from how many groups per wanted movie it is taken.
+TOP_K_GROUP = 32
+TWO_LEVEL_FROM_GROUPS_PER_K = 4
+
+
 def top_k_indices(scores: tf.Tensor, k: int) -> tf.Tensor:
     """Column indices [batch, min(k, n_movies)] (int32) of each row's best scores, best first, ties
-    to the lower index: tf.math.top_k, as `rank_top_k` ranks."""
+    to the lower index: exactly tf.math.top_k's lists.
+
+    On large catalogues in two levels, because tf.math.top_k on a CPU costs several times a pass over
+    the scores: the k best groups of TOP_K_GROUP movies by their maximum (ties to the lower group),
+    then top_k over those groups' movies in column order. Exact: a movie of a left-out group g that
+    made the list would score t, the k-th chosen group's maximum, and every chosen group with maximum
+    t lies before g and holds a movie scoring t, which outranks it; there are at least as many of
+    those as the list has places for scores of t.
+    """
     n_movies = scores.shape[1]
-    k = tf.minimum(k, tf.shape(scores)[1]) if n_movies is None else min(k, int(n_movies))
-    return tf.math.top_k(scores, k, sorted=True).indices
+    if n_movies is None:
+        return tf.math.top_k(scores, tf.minimum(k, tf.shape(scores)[1]), sorted=True).indices
+    k = min(k, int(n_movies))
+    n_groups = -(-int(n_movies) // TOP_K_GROUP)
+    if n_groups < TWO_LEVEL_FROM_GROUPS_PER_K * k:
+        return tf.math.top_k(scores, k, sorted=True).indices
+    padded = tf.pad(scores, [[0, 0], [0, n_groups * TOP_K_GROUP - n_movies]],
+                    constant_values=float("-inf"))
+    groups = tf.reshape(padded, (-1, n_groups, TOP_K_GROUP))
+    chosen = tf.sort(tf.math.top_k(tf.reduce_max(groups, axis=2), k).indices, axis=1)
+    members = tf.reshape(tf.gather(groups, chosen, batch_dims=1), (-1, k * TOP_K_GROUP))
+    best = tf.math.top_k(members, k, sorted=True)
+    columns = tf.reshape(chosen[:, :, None] * TOP_K_GROUP + tf.range(TOP_K_GROUP)[None, None, :],
+                         (-1, k * TOP_K_GROUP))
+    return tf.gather(columns, best.indices, batch_dims=1)

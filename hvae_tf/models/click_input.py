@@ -101,15 +101,16 @@ class ClickDense(keras.layers.Layer):
     def _kernel_shape(self) -> tuple[int, ...]:
         return (self.n_movies, self.units)
 
-    def movie_kernel(self) -> tf.Tensor:
-        """K [n_movies, units]: row i is what one unit of movie i's click weight adds to the layer."""
+    def movie_kernel(self, training: bool = False) -> tf.Tensor:
+        """K [n_movies, units]: row i is what one unit of movie i's click weight adds to the layer.
+        `training`: K may be formed by XLA, which the exported serving graph must not need."""
         return self.kernel
 
-    def call(self, weights: tf.SparseTensor, equal_in_rows: bool = False) -> tf.Tensor:
+    def call(self, weights: tf.SparseTensor, equal_in_rows: bool = False, training: bool = False) -> tf.Tensor:
         """`equal_in_rows`: a user's non-zero click weights are all equal (binary clicks stay so
         when normalised, dropped out or masked), which lets the gathered product sum kernel rows
         without weighting each one."""
-        product = clicks_times(weights, self.movie_kernel(), self.click_input, equal_in_rows)
+        product = clicks_times(weights, self.movie_kernel(bool(training)), self.click_input, equal_in_rows)
         return self.activation(product + self.bias)
 
 
@@ -200,11 +201,44 @@ class FlattenedEmbeddingDense(_EmbeddingClickDense):
     def _kernel_shape(self) -> tuple[int, ...]:
         return (self.n_movies * self.embedding_dim, self.units)
 
-    def movie_kernel(self) -> tf.Tensor:
+    def movie_kernel(self, training: bool = False) -> tf.Tensor:
         per_dim = tf.reshape(self.kernel, (self.n_movies, self.embedding_dim, self.units))
-        # A broadcast product and sum, not tf.einsum("nk,nku->nu"): einsum lowers to N tiny
-        # batched matmuls, which are slower fwd+bwd on CPU (bench/bench_train_step.py --breakdown).
-        return tf.reduce_sum(per_dim * self.movie_embeddings[:, :, None], axis=1)
+        if training:
+            return _compiled_weighted_sum(per_dim, tf.convert_to_tensor(self.movie_embeddings))
+        return _weighted_sum(per_dim, self.movie_embeddings)
+
+
+def _weighted_sum(per_dim: tf.Tensor, embeddings: tf.Tensor) -> tf.Tensor:
+    """K_i = sum_k e_ik W[i, k, :]: a broadcast product and sum, not tf.einsum("nk,nku->nu"),
+    which lowers to N tiny batched matmuls, slower fwd+bwd on CPU."""
+    return tf.reduce_sum(per_dim * embeddings[:, :, None], axis=1)
+
+
+_xla_weighted_sum = tf.function(_weighted_sum, jit_compile=True)
+
+
+@tf.function(jit_compile=True)
+def _xla_kernel_gradient(upstream, embeddings):
+    return upstream[:, None, :] * embeddings[:, :, None]
+
+
+@tf.function(jit_compile=True)
+def _xla_embeddings_gradient(upstream, per_dim):
+    return tf.reduce_sum(upstream[:, None, :] * per_dim, axis=2)
+
+
+@tf.custom_gradient
+def _compiled_weighted_sum(per_dim, embeddings):
+    """_weighted_sum, forward and backward each one XLA loop over the [N, d, units] kernel: TensorFlow
+    alone writes the [N, d, units] product before summing it, and its gradient takes two such
+    passes (`python bench/bench_train_step.py --breakdown` times both). The two gradients are
+    separate calls, so that frozen embeddings cost nothing."""
+
+    def gradient(upstream):  # IndexedSlices from a gathered product: the kernel's gradient is dense anyway
+        upstream = tf.convert_to_tensor(upstream)
+        return _xla_kernel_gradient(upstream, embeddings), _xla_embeddings_gradient(upstream, per_dim)
+
+    return _xla_weighted_sum(per_dim, embeddings), gradient
 
 
 class CollapsedEmbeddingDense(_EmbeddingClickDense):
@@ -222,5 +256,5 @@ class CollapsedEmbeddingDense(_EmbeddingClickDense):
             name="collapse_kernel",
         )
 
-    def movie_kernel(self) -> tf.Tensor:
+    def movie_kernel(self, training: bool = False) -> tf.Tensor:
         return tf.matmul(self.movie_embeddings, self.collapse_kernel) * self.kernel

@@ -78,7 +78,7 @@ class SharedClickDense(ClickDense):
             shape=(self.shared_dim, self.units),
             initializer=keras.initializers.GlorotUniform(_seed(self.seed, 101)), name="shared_kernel")
 
-    def call(self, weights: tf.SparseTensor, equal_in_rows: bool = False) -> tf.Tensor:
+    def call(self, weights: tf.SparseTensor, equal_in_rows: bool = False, training: bool = False) -> tf.Tensor:
         free_weights = weights
         if self.free_mask is not None:  # a new movie's click reaches only the shared part
             free_weights = tf.SparseTensor(weights.indices,

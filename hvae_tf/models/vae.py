@@ -216,9 +216,9 @@ class StandardVAE(VariationalAutoencoder):
         if value is True:
             raise ValueError("jit_compile=True is not supported: XLA lacks the sparse ops this model uses")
 
-    def _run_encoder(self, layers, weights: tf.SparseTensor):
+    def _run_encoder(self, layers, weights: tf.SparseTensor, training: bool = False):
         """mu, logvar from an encoder's layers (the live ones or the prior's frozen copy)."""
-        h = layers[0](weights, equal_in_rows=True)  # binary clicks: dropout keeps them equal
+        h = layers[0](weights, equal_in_rows=True, training=training)  # binary clicks: dropout keeps them equal
         if self.architecture == "recvae":
             # h_k = norm_k(act(W_k h_{k-1} + h_1 + ... + h_{k-1})): RecVAE's dense connections.
             h = layers[1](h)
@@ -237,8 +237,10 @@ class StandardVAE(VariationalAutoencoder):
             training=denoise,
         )
 
-    def _encode_clicks(self, clicks: tf.SparseTensor, training: bool):
-        return self._run_encoder(self.encoder_layers, self._click_weights(clicks, training))
+    def _encode_clicks(self, clicks: tf.SparseTensor, training: bool, denoise: bool | None = None):
+        """`denoise` (default: `training`) drops clicks from the input."""
+        weights = self._click_weights(clicks, training if denoise is None else denoise)
+        return self._run_encoder(self.encoder_layers, weights, training)
 
     def encode(self, indices, training: bool = False):
         """(mu, logvar) of q(z | x) for a batch of padded movie-index lists, each [batch, latent_dim]."""
@@ -268,7 +270,7 @@ class StandardVAE(VariationalAutoencoder):
         """Reconstruction loss, KL term and beta; the first two per user, shape [batch]; beta a
         scalar or per user. `denoise` (default: `training`) drops clicks from the encoder's input."""
         clicks = click_matrix(indices, self.n_movies)
-        mu, logvar = self._encode_clicks(clicks, training if denoise is None else denoise)
+        mu, logvar = self._encode_clicks(clicks, training, denoise)
         z = self.sampling((mu, logvar)) if training else mu
         logits = self.decode(z)
         if self.shallow_path is not None and self.likelihood == "bernoulli":
