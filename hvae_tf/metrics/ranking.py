@@ -264,11 +264,9 @@ def top_k_indices(scores: tf.Tensor, k: int) -> tf.Tensor:
     those as the list has places for scores of t.
     """
     n_movies = scores.shape[1]
-    if n_movies is None:
-        return tf.math.top_k(scores, tf.minimum(k, tf.shape(scores)[1]), sorted=True).indices
-    k = min(k, int(n_movies))
-    n_groups = -(-int(n_movies) // TOP_K_GROUP)
-    if n_groups < TWO_LEVEL_FROM_GROUPS_PER_K * k:
+    k = tf.minimum(k, tf.shape(scores)[1]) if n_movies is None else min(k, int(n_movies))
+    n_groups = None if n_movies is None else -(-int(n_movies) // TOP_K_GROUP)
+    if n_groups is None or n_groups < TWO_LEVEL_FROM_GROUPS_PER_K * k:
         return tf.math.top_k(scores, k, sorted=True).indices
     padded = tf.pad(scores, [[0, 0], [0, n_groups * TOP_K_GROUP - n_movies]],
                     constant_values=float("-inf"))
