@@ -97,8 +97,8 @@ class Float32Outputs:
     def _encode_clicks(self, clicks, training, denoise=None):
         return tuple(tf.cast(t, tf.float32) for t in super()._encode_clicks(clicks, training, denoise))
 
-    def decode(self, z):
-        return tf.cast(super().decode(z), tf.float32)
+    def decode(self, z, training=False):
+        return tf.cast(super().decode(z, training), tf.float32)
 
 
 def make_optimizer(name: str, learning_rate: float = 1e-3) -> keras.optimizers.Optimizer:

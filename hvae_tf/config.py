@@ -32,7 +32,7 @@ FEATURES = ("none", *HYBRID_FEATURES)  # "none": the Standard-VAE
 FEATURE_LABELS = {"random": "random", "genre": "genre", "genome": "genome", "imdb": "IMDb"}
 APPROACHES = (1, 2, "shared")  # the paper's two, and the sharing hybrid (hvae_tf/models/shared.py)
 SHARED_INPUTS = ("features", "embeddings")
-SHARED_FIELDS = ("shared_input", "shared_dim", "free_l2")  # the sharing hybrid's own settings
+SHARED_FIELDS = ("shared_input", "shared_dim", "free_l2", "free_dropout")  # the sharing hybrid's own settings
 LIKELIHOODS = ("multinomial", "bernoulli")
 ACTIVATIONS = ("tanh", "swish", "relu", "elu", "gelu")
 CLICK_INPUTS = ("auto", "dense", "gathered")
@@ -128,6 +128,9 @@ class TrainConfig:
                               rule=AT_LEAST_1)
     free_l2: float = setting(0.0, "model", "L2 weight on the sharing hybrid's free per-movie "
                              "rows: larger leaves more to the shared part", rule=NON_NEGATIVE)
+    free_dropout: float = setting(0.0, "model", "share of the movies the sharing hybrid trains as "
+                                  "new ones in each step (their free rows left out), so its shared "
+                                  "part learns to place a movie alone", rule=RATE)
     embedding_dim: int = setting(3, "features", "size of the movie embeddings (the Movie-VAE's "
                                  "latent size)", rule=AT_LEAST_1)
     trainable_embeddings: bool = setting(False, "model", "let the H-VAE's training move the movie "
@@ -243,6 +246,8 @@ class TrainConfig:
         saved = json.loads(text)
         # Saved before recipes existed: every setting then was the paper's (mult-vae) one.
         saved.setdefault("recipe", "mult-vae")
+        # Saved before the sharing hybrid had free dropout: it trained with none.
+        saved.setdefault("free_dropout", 0.0)
         return cls(**{k: v for k, v in saved.items() if k in known})
 
     def differences(self, other: "TrainConfig") -> dict[str, tuple]:

@@ -82,6 +82,8 @@ def test_held_out_user_with_fewer_than_5_clicks_stays_fold_in_and_is_counted():
     (["--movie-vae-epochs", "0"], "--movie-vae-epochs"),
     (["--shared-dim", "16"], "--shared-dim only applies with --approach shared"),
     (["--approach", "2", "--free-l2", "0.1"], "--free-l2 only applies with --approach shared"),
+    (["--free-dropout", "0.5"], "--free-dropout only applies with --approach shared"),
+    (["--approach", "shared", "--free-dropout", "1"], "--free-dropout must be in [0, 1)"),
     (["--shared-input", "embeddings"], "--shared-input only applies"),
     (["--cold-movies", "1"], "--cold-movies must be in [0, 1)"),
     (["--approach", "shared", "--shared-dim", "0"], "--shared-dim must be a whole number >= 1"),

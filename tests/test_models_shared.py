@@ -91,6 +91,62 @@ def test_training_never_moves_a_new_movies_free_part():
     assert np.abs(grads["shared"].numpy()).max() > 0.0
 
 
+def _which_side(got, with_free, shared_only):
+    """Per column (or row), True where `got` is the shared part alone, False where it has the free part."""
+    alone = np.isclose(got, shared_only, rtol=1e-4, atol=1e-5).all(axis=0)
+    assert (alone | np.isclose(got, with_free, rtol=1e-4, atol=1e-5).all(axis=0)).all()
+    return alone
+
+
+def _parts(model, h, weights):
+    """The decoder's logits and the first layer's output with every free part, and with none."""
+    decoder, layer = model.decoder_output, model.first_layer
+    free = (decoder.kernel, decoder.bias, layer.kernel)
+    saved = [w.numpy() for w in free]
+    with_free = decoder(h).numpy(), layer(weights, equal_in_rows=True).numpy()
+    for w in free:
+        w.assign(tf.zeros_like(w))
+    shared_only = decoder(h).numpy(), layer(weights, equal_in_rows=True).numpy()
+    for w, value in zip(free, saved):
+        w.assign(value)
+    return with_free, shared_only
+
+
+def test_free_dropout_trains_a_share_of_the_movies_as_new_ones_in_every_part_and_scores_with_all():
+    model = shared_model(free_dropout=0.5, shallow="zeros")
+    model.shallow_path.kernel.assign(np.random.default_rng(3).normal(size=(N_MOVIES, N_MOVIES)))
+    h = tf.constant(np.random.default_rng(1).normal(size=(6, HIDDEN)).astype(np.float32))
+    one_click = np.arange(N_MOVIES).reshape(-1, 1)  # a user per movie, clicking it alone
+    clicks = click_matrix(one_click, N_MOVIES)
+    weights = model._click_weights(clicks, False)
+    (logits, first), (logits_alone, first_alone) = _parts(model, h, weights)
+    shallow = model._shallow_logits(clicks).numpy()
+
+    assert np.array_equal(model.decoder_output(h, training=False).numpy(), logits)  # scoring keeps every free part
+    steps = []
+    for step in range(3):
+        model.anneal_step.assign(step)
+        dropped = _which_side(model.decoder_output(h, training=True).numpy(), logits, logits_alone)
+        assert dropped[NEW].all()  # a new movie never has a free part
+        assert 0.25 < np.delete(dropped, NEW).mean() < 0.75  # about half of the others train as new ones
+        # ... the same ones in the encoder's first layer and on the shallow path (its bias alone) ...
+        in_first = _which_side(model.first_layer(weights, equal_in_rows=True, training=True).numpy().T,
+                               first.T, first_alone.T)
+        assert np.array_equal(in_first, dropped)
+        bias = np.full_like(shallow, model.shallow_path.bias.numpy())
+        on_shallow = _which_side(model._shallow_logits(clicks, training=True).numpy(), shallow, bias)
+        assert np.array_equal(on_shallow[np.setdiff1d(np.arange(N_MOVIES), NEW)],
+                              np.delete(dropped, NEW))  # (no shallow weights lead to a new movie here)
+        steps.append(dropped)
+    assert not np.array_equal(steps[0], steps[1])  # ... and others in the next step
+    # The same seed and step draw the same movies.
+    again = shared_model(free_dropout=0.5, shallow="zeros")
+    again.set_weights(model.get_weights())
+    again.anneal_step.assign(2)
+    assert np.array_equal(_which_side(again.decoder_output(h, training=True).numpy(), logits, logits_alone),
+                          steps[2])
+
+
 @pytest.mark.parametrize("likelihood", ["multinomial", "bernoulli"])
 def test_likelihoods_leave_uncounted_movies_out(likelihood):
     rng = np.random.default_rng(2)
@@ -132,6 +188,8 @@ def test_bad_arguments_are_named():
         SharedHybridVAE(content(), n_movies=5)
     with pytest.raises(ValueError, match="shared_dim must be a whole number >= 1"):
         SharedHybridVAE(content(), shared_dim=0)
+    with pytest.raises(ValueError, match=r"free_dropout must be in \[0, 1\)"):
+        SharedHybridVAE(content(), free_dropout=1.0)
     with pytest.raises(ValueError, match="new_movies must be column indices"):
         SharedHybridVAE(content(), new_movies=[N_MOVIES])
     bad = content()

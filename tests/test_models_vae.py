@@ -207,7 +207,7 @@ def test_weight_decay_adds_its_gradient_to_kernels_only(hybrid):
 
 def test_every_model_flag_reaches_the_model_and_its_saved_config():
     """The config's model part is the constructor's arguments: a new model flag needs no wiring."""
-    from hvae_tf.config import parse_args
+    from hvae_tf.config import SHARED_FIELDS, parse_args
     from hvae_tf.models import build_model
 
     cfg = parse_args(["--features", "none", "--weight-decay", "0.01", "--hidden-dim", "8",
@@ -219,7 +219,7 @@ def test_every_model_flag_reaches_the_model_and_its_saved_config():
                       "--shallow-l2", "0.001", "--shallow-speed", "0.5"])
     settings = cfg.part("model")
     assert None not in settings.values()  # every recipe setting given: nothing left to the recipe
-    hybrid_only = {"approach", "trainable_embeddings", "shared_input", "shared_dim", "free_l2"}
+    hybrid_only = {"approach", "trainable_embeddings", *SHARED_FIELDS}
     model = build_model(N_MOVIES, None, **settings)
     config = model.get_config()
     assert {k: config[k] for k in settings if k not in hybrid_only} == {
@@ -229,16 +229,18 @@ def test_every_model_flag_reaches_the_model_and_its_saved_config():
     assert StandardVAE.from_config(config).get_config() == config
     hybrid = build_model(N_MOVIES, np.ones((N_MOVIES, 3), np.float32), **settings)
     saved = hybrid.get_config()
-    shared_only = {"shared_input", "shared_dim", "free_l2"}
+    shared_only = set(SHARED_FIELDS)
     assert {k: saved[k] for k in settings if k not in shared_only} == {
         k: v for k, v in settings.items() if k not in shared_only}
     assert HybridVAE.from_config(saved).get_config() == saved
     # The sharing hybrid's own flags reach it (shared_input chose its content, not a weight).
     shared_cfg = parse_args(["--features", "genre", "--approach", "shared", "--shared-dim", "6",
-                             "--free-l2", "0.02"])
+                             "--free-l2", "0.02", "--free-dropout", "0.4"])
+    own = ("shared_dim", "free_l2", "free_dropout")
     sharing = build_model(N_MOVIES, np.ones((N_MOVIES, 3), np.float32), **{
-        **settings, "approach": "shared", "shared_dim": shared_cfg.shared_dim, "free_l2": shared_cfg.free_l2})
-    assert sharing.get_config()["shared_dim"] == 6 and sharing.get_config()["free_l2"] == 0.02
+        **settings, "approach": "shared", **{k: getattr(shared_cfg, k) for k in own}})
+    assert {k: sharing.get_config()[k] for k in own} == {
+        "shared_dim": 6, "free_l2": 0.02, "free_dropout": 0.4}
     with pytest.raises(SystemExit):
         parse_args(["--weight-decay", "-1"])
 

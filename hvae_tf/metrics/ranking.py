@@ -252,28 +252,36 @@ TOP_K_GROUP = 32
 TWO_LEVEL_FROM_GROUPS_PER_K = 4
 
 
+@tf.function(jit_compile=True)
+def _group_maxima(scores: tf.Tensor, n_groups: int) -> tf.Tensor:
+    """Each row's maximum per group of TOP_K_GROUP columns, the last group padded with -inf: one
+    pass over the scores under XLA, where plain TF ops would first write a padded copy of them."""
+    padded = tf.pad(scores, [[0, 0], [0, n_groups * TOP_K_GROUP - scores.shape[1]]],
+                    constant_values=float("-inf"))
+    return tf.reduce_max(tf.reshape(padded, (-1, n_groups, TOP_K_GROUP)), axis=2)
+
+
 def top_k_indices(scores: tf.Tensor, k: int) -> tf.Tensor:
     """Column indices [batch, min(k, n_movies)] (int32) of each row's best scores, best first, ties
     to the lower index: exactly tf.math.top_k's lists.
 
     On large catalogues in two levels, because tf.math.top_k on a CPU costs several times a pass over
     the scores: the k best groups of TOP_K_GROUP movies by their maximum (ties to the lower group),
-    then top_k over those groups' movies in column order. Exact: a movie of a left-out group g that
-    made the list would score t, the k-th chosen group's maximum, and every chosen group with maximum
-    t lies before g and holds a movie scoring t, which outranks it; there are at least as many of
-    those as the list has places for scores of t.
+    then top_k over those groups' movies in column order (columns past the last movie at -inf).
+    Exact: a movie of a left-out group g that made the list would score t, the k-th chosen group's
+    maximum, and every chosen group with maximum t lies before g and holds a movie scoring t, which
+    outranks it; there are at least as many of those as the list has places for scores of t.
     """
     n_movies = scores.shape[1]
     k = tf.minimum(k, tf.shape(scores)[1]) if n_movies is None else min(k, int(n_movies))
     n_groups = None if n_movies is None else -(-int(n_movies) // TOP_K_GROUP)
     if n_groups is None or n_groups < TWO_LEVEL_FROM_GROUPS_PER_K * k:
         return tf.math.top_k(scores, k, sorted=True).indices
-    padded = tf.pad(scores, [[0, 0], [0, n_groups * TOP_K_GROUP - n_movies]],
-                    constant_values=float("-inf"))
-    groups = tf.reshape(padded, (-1, n_groups, TOP_K_GROUP))
-    chosen = tf.sort(tf.math.top_k(tf.reduce_max(groups, axis=2), k).indices, axis=1)
-    members = tf.reshape(tf.gather(groups, chosen, batch_dims=1), (-1, k * TOP_K_GROUP))
-    best = tf.math.top_k(members, k, sorted=True)
+    chosen = tf.sort(tf.math.top_k(_group_maxima(scores, n_groups), k).indices, axis=1)
     columns = tf.reshape(chosen[:, :, None] * TOP_K_GROUP + tf.range(TOP_K_GROUP)[None, None, :],
                          (-1, k * TOP_K_GROUP))
+    members = tf.where(columns < n_movies,
+                       tf.gather(scores, tf.minimum(columns, n_movies - 1), batch_dims=1),
+                       tf.constant(-np.inf, scores.dtype))
+    best = tf.math.top_k(members, k, sorted=True)
     return tf.gather(columns, best.indices, batch_dims=1)

@@ -8,6 +8,10 @@ content f_i (a feature row or its Movie-VAE means) by weights shared by every mo
     decoder row          D_i = d_i + e_i B,   decoder bias   c_i + e_i . a
 where k_i, d_i, c_i are the movie's own free part (L2 `free_l2`). A new movie (no training clicks)
 has no free part: its features alone place it in the encoder's input and the decoder's output.
+Trained jointly, the free parts can explain every click the shared part could have, which leaves
+the shared part little to learn; `free_dropout` makes a random share of the movies new for each
+step (DropoutNet's input dropout, Volkovs et al., NeurIPS 2017), so the shared part must place
+them alone, as it will have to for a new movie.
 
 Per step this costs E = act(F P + p) once per use (N x D x s), the encoder's (C E) A (batch x s x
 hidden) beside its usual sparse product, and the decoder's (h B) E^T (batch x s x N) beside its
@@ -29,6 +33,28 @@ def _mask_or_none(mask):
     """The 0/1 free-part mask as a constant, or None when every movie has its free part."""
     mask = np.asarray(mask, np.float32)
     return None if mask.all() else tf.constant(mask)
+
+
+class FreeDropout:
+    """Which movies train as new ones in a step: each with probability `rate`, drawn from (seed,
+    step), so that every part of the model agrees on them within the step, every replica draws the
+    same movies, and a resumed run draws what the uninterrupted one would have."""
+
+    def __init__(self, rate: float, seed: int | None, step: callable):
+        self.rate, self.step = float(rate), step
+        self.seed = int(np.random.default_rng().integers(2**31) if seed is None else seed)
+
+    def keep(self, free_mask, n_movies: int, training: bool):
+        """`free_mask` (None: every movie has its free part) with this step's dropped movies at 0
+        in training; as it is otherwise."""
+        if not training or self.rate == 0.0:
+            return free_mask
+        seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(self.step(), tf.int64)])
+        keep = tf.cast(tf.random.stateless_uniform((n_movies,), seed=seed) >= self.rate, tf.float32)
+        return keep if free_mask is None else keep * free_mask
+
+
+NO_FREE_DROPOUT = FreeDropout(0.0, 0, step=lambda: 0)
 
 
 def _constant(values):
@@ -64,9 +90,11 @@ class MovieVectors(keras.layers.Layer):
 class SharedClickDense(ClickDense):
     """The first layer: act(sum_i c_ui (k_i + e_i A) + b), k_i zero for new movies."""
 
-    def __init__(self, content, shared_dim: int, free_mask, **kwargs):
+    def __init__(self, content, shared_dim: int, free_mask, free_dropout: FreeDropout = NO_FREE_DROPOUT,
+                 **kwargs):
         super().__init__(n_movies=len(free_mask), **kwargs)
         self.free_mask = _mask_or_none(free_mask)
+        self.free_dropout = free_dropout
         self.movie_vectors = MovieVectors(content, shared_dim, activation=self.activation,
                                           seed=_seed(self.seed, 100), name="movie_vectors")
         self.shared_dim = int(shared_dim)
@@ -79,10 +107,9 @@ class SharedClickDense(ClickDense):
             initializer=keras.initializers.GlorotUniform(_seed(self.seed, 101)), name="shared_kernel")
 
     def call(self, weights: tf.SparseTensor, equal_in_rows: bool = False, training: bool = False) -> tf.Tensor:
-        free_weights = weights
-        if self.free_mask is not None:  # a new movie's click reaches only the shared part
-            free_weights = tf.SparseTensor(weights.indices,
-                                           weights.values * tf.gather(self.free_mask, weights.indices[:, 1]),
+        free_weights, mask = weights, self.free_dropout.keep(self.free_mask, self.n_movies, training)
+        if mask is not None:  # a new movie's click reaches only the shared part
+            free_weights = tf.SparseTensor(weights.indices, weights.values * tf.gather(mask, weights.indices[:, 1]),
                                            weights.dense_shape)
         free = clicks_times(free_weights, self.kernel, self.click_input, equal_in_rows)
         content = clicks_times(weights, self.movie_vectors.vectors(), "gathered", equal_in_rows)  # [batch, shared_dim]
@@ -93,11 +120,12 @@ class SharedDecoderOutput(keras.layers.Layer):
     """Logits h (d_i + e_i B) + c_i + e_i . a, with d_i, c_i zero for new movies."""
 
     def __init__(self, movie_vectors: callable, free_mask, shared_dim: int, seed: int | None = None,
-                 **kwargs):
+                 free_dropout: FreeDropout = NO_FREE_DROPOUT, **kwargs):
         super().__init__(**kwargs)
         self._movie_vectors = movie_vectors  # a function, so the encoder's layer is not tracked twice
         self.free_mask = _mask_or_none(free_mask)
         self.n_movies, self.shared_dim, self.seed = len(free_mask), int(shared_dim), seed
+        self.free_dropout = free_dropout
 
     def build(self, input_shape):
         units = input_shape[-1]
@@ -110,11 +138,12 @@ class SharedDecoderOutput(keras.layers.Layer):
         self.shared_bias = self.add_weight(shape=(self.shared_dim,), initializer="zeros",
                                            name="shared_bias")
 
-    def call(self, h):
+    def call(self, h, training: bool = False):
         vectors = self._movie_vectors()  # [n_movies, shared_dim]
         free = tf.matmul(h, self.kernel) + self.bias
-        if self.free_mask is not None:
-            free *= self.free_mask
+        mask = self.free_dropout.keep(self.free_mask, self.n_movies, training)
+        if mask is not None:
+            free *= mask
         shared = tf.matmul(tf.matmul(h, self.shared_kernel), vectors, transpose_b=True)
         return free + shared + tf.linalg.matvec(vectors, self.shared_bias)
 
@@ -125,11 +154,13 @@ class SharedHybridVAE(StandardVAE):
     a feature matrix (standardised) or Movie-VAE means, or random vectors for the control.
     `shared_dim`: the size of the movie vectors e_i; `free_l2`: the L2 weight on the free parts
     (the decoder's free bias included, so that the shared bias e_i . a carries the common level a
-    new movie's score starts from)."""
+    new movie's score starts from); `free_dropout`: the share of the movies that train as new
+    ones in each step."""
 
     places_new_movies = True
 
-    def __init__(self, content, shared_dim: int = 32, free_l2: float = 0.0, **kwargs):
+    def __init__(self, content, shared_dim: int = 32, free_l2: float = 0.0, free_dropout: float = 0.0,
+                 **kwargs):
         content = np.asarray(content, dtype=np.float32)
         if content.ndim != 2 or content.shape[1] < 1 or not np.isfinite(content).all():
             raise ValueError(f"content must be a finite [n_movies, D] matrix, got shape {content.shape}")
@@ -139,8 +170,12 @@ class SharedHybridVAE(StandardVAE):
                              "features to the protocol's movie index")
         check_setting("shared_dim", shared_dim)
         check_setting("free_l2", free_l2)
+        check_setting("free_dropout", free_dropout)
         self._init_content = content  # read by the hooks StandardVAE.__init__ calls
-        self.shared_dim, self.free_l2 = int(shared_dim), float(free_l2)
+        self.shared_dim, self.free_l2, self.free_dropout = int(shared_dim), float(free_l2), float(free_dropout)
+        # Read by the layers only in a step, once anneal_step (the update count) exists.
+        self.dropped_movies = FreeDropout(self.free_dropout, _seed(kwargs.get("seed"), 102),
+                                          step=lambda: self.anneal_step)
         super().__init__(n_movies=n_movies, **kwargs)
         del self._init_content
 
@@ -151,12 +186,21 @@ class SharedHybridVAE(StandardVAE):
 
     def _make_first_layer(self, seed, activation, name) -> ClickDense:
         return SharedClickDense(self._init_content, self.shared_dim, self._free_mask(),
+                                free_dropout=self.dropped_movies,
                                 units=self.hidden_dim, activation=activation, seed=seed,
                                 click_input=self.click_input, name=name)
 
     def _make_decoder_output(self, seed):
         return SharedDecoderOutput(lambda: self.first_layer.movie_vectors.vectors(), self._free_mask(),
-                                   self.shared_dim, seed=seed, name="decoder_output")
+                                   self.shared_dim, seed=seed, free_dropout=self.dropped_movies,
+                                   name="decoder_output")
+
+    def _shallow_logits(self, clicks: tf.SparseTensor, training: bool = False) -> tf.Tensor:
+        """A movie training as new gets what a new one gets from the shallow path: its bias alone
+        (nobody's clicks lead to a movie without training clicks)."""
+        logits = super()._shallow_logits(clicks, training)
+        keep = self.dropped_movies.keep(None, self.n_movies, training)
+        return logits if keep is None else keep * logits + (1.0 - keep) * self.shallow_path.bias
 
     def penalty(self):
         terms = [super().penalty()]
@@ -173,6 +217,7 @@ class SharedHybridVAE(StandardVAE):
 
     def get_config(self):
         return {**super().get_config(), "shared_dim": self.shared_dim, "free_l2": self.free_l2,
+                "free_dropout": self.free_dropout,
                 "content_dim": int(self.movie_embeddings.shape[1])}
 
     @classmethod

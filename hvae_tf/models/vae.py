@@ -246,21 +246,26 @@ class StandardVAE(VariationalAutoencoder):
         """(mu, logvar) of q(z | x) for a batch of padded movie-index lists, each [batch, latent_dim]."""
         return self._encode_clicks(click_matrix(indices, self.n_movies), training)
 
-    def decode(self, z) -> tf.Tensor:
+    def decode(self, z, training: bool = False) -> tf.Tensor:
         """The VAE's logits over all movies, [batch, n_movies] (without the shallow path)."""
-        return self.decoder_output(self.decoder_hidden(z) if self.decoder_hidden is not None else z)
+        return self.decoder_output(self.decoder_hidden(z) if self.decoder_hidden is not None else z,
+                                   training=training)
 
-    def _combined(self, vae_logits, clicks: tf.SparseTensor):
+    def _shallow_logits(self, clicks: tf.SparseTensor, training: bool = False) -> tf.Tensor:
+        return self.shallow_path(clicks)
+
+    def _combined(self, vae_logits, clicks: tf.SparseTensor, training: bool = False):
         """Ranking scores: the VAE's logits, or with the shallow path log(s(a) s(b)) (VASP's
         product of the two paths' sigmoids)."""
         if self.shallow_path is None:
             return vae_logits
-        return -tf.nn.softplus(-vae_logits) - tf.nn.softplus(-self.shallow_path(clicks))
+        return -tf.nn.softplus(-vae_logits) - tf.nn.softplus(-self._shallow_logits(clicks, training))
 
     def call(self, indices, training: bool = False):
         clicks = click_matrix(indices, self.n_movies)
         mu, logvar = self._encode_clicks(clicks, training)
-        return self._combined(self.decode(self.sampling((mu, logvar)) if training else mu), clicks)
+        return self._combined(self.decode(self.sampling((mu, logvar)) if training else mu, training), clicks,
+                              training)
 
     def scores(self, indices) -> tf.Tensor:
         """Ranking scores (from the latent mean, no dropout), [batch, n_movies]."""
@@ -272,12 +277,12 @@ class StandardVAE(VariationalAutoencoder):
         clicks = click_matrix(indices, self.n_movies)
         mu, logvar = self._encode_clicks(clicks, training, denoise)
         z = self.sampling((mu, logvar)) if training else mu
-        logits = self.decode(z)
+        logits = self.decode(z, training)
         if self.shallow_path is not None and self.likelihood == "bernoulli":
-            reconstruction = -product_log_likelihood(logits, self.shallow_path(clicks), clicks,
+            reconstruction = -product_log_likelihood(logits, self._shallow_logits(clicks, training), clicks,
                                                      counted=self.counted)
         else:
-            reconstruction = -log_likelihood(self.likelihood, self._combined(logits, clicks), clicks,
+            reconstruction = -log_likelihood(self.likelihood, self._combined(logits, clicks, training), clicks,
                                              counted=self.counted)
         if self.prior_layers is None:
             kl = gaussian_kl(mu, logvar)
