@@ -58,6 +58,13 @@ def test_bench_eval_small_reports_every_stage():
         assert len(speeds) == 2 and all(s > 0 for s in speeds), stage
 
 
+@pytest.mark.parametrize("movies, one_level", [("13000", False), ("500", True)])
+def test_bench_top_k_compares_the_package_with_tf_top_k(movies, one_level):
+    out = run_script("bench_top_k.py", "--users", "20", "--movies", movies, "--rounds", "2")
+    assert ("here it makes the one tf.math.top_k call" in out) == one_level
+    assert re.search(rf"two-level / tf.math.top_k: best {NUMBER}, median {NUMBER}", out)
+
+
 def test_bench_memory_small_measures_both_processes():
     out = run_script("bench_memory.py", "--users", "1500", "--movies", "200", "--eval-users", "150",
                      "--steps", "3", "--batch", "100", "--hidden", "16", "--latent", "4")
