@@ -252,6 +252,7 @@ class StandardVAE(VariationalAutoencoder):
                                    training=training)
 
     def _shallow_logits(self, clicks: tf.SparseTensor, training: bool = False) -> tf.Tensor:
+        """The shallow path's logits; `training` lets a subclass change them in training steps."""
         return self.shallow_path(clicks)
 
     def _combined(self, vae_logits, clicks: tf.SparseTensor, training: bool = False):
