@@ -253,9 +253,10 @@ TWO_LEVEL_FROM_GROUPS_PER_K = 4
 
 
 @tf.function(jit_compile=True)
-def _group_maxima(scores: tf.Tensor, n_groups: int) -> tf.Tensor:
+def _group_maxima(scores: tf.Tensor) -> tf.Tensor:
     """Each row's maximum per group of TOP_K_GROUP columns, the last group padded with -inf: one
     pass over the scores under XLA, where plain TF ops would first write a padded copy of them."""
+    n_groups = -(-scores.shape[1] // TOP_K_GROUP)
     padded = tf.pad(scores, [[0, 0], [0, n_groups * TOP_K_GROUP - scores.shape[1]]],
                     constant_values=float("-inf"))
     return tf.reduce_max(tf.reshape(padded, (-1, n_groups, TOP_K_GROUP)), axis=2)
@@ -277,7 +278,7 @@ def top_k_indices(scores: tf.Tensor, k: int) -> tf.Tensor:
     n_groups = None if n_movies is None else -(-int(n_movies) // TOP_K_GROUP)
     if n_groups is None or n_groups < TWO_LEVEL_FROM_GROUPS_PER_K * k:
         return tf.math.top_k(scores, k, sorted=True).indices
-    chosen = tf.sort(tf.math.top_k(_group_maxima(scores, n_groups), k).indices, axis=1)
+    chosen = tf.sort(tf.math.top_k(_group_maxima(scores), k).indices, axis=1)
     columns = tf.reshape(chosen[:, :, None] * TOP_K_GROUP + tf.range(TOP_K_GROUP)[None, None, :],
                          (-1, k * TOP_K_GROUP))
     members = tf.where(columns < n_movies,

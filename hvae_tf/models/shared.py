@@ -172,9 +172,9 @@ class SharedHybridVAE(StandardVAE):
         check_setting("free_l2", free_l2)
         check_setting("free_dropout", free_dropout)
         self._init_content = content  # read by the hooks StandardVAE.__init__ calls
-        self.shared_dim, self.free_l2, self.free_dropout = int(shared_dim), float(free_l2), float(free_dropout)
+        self.shared_dim, self.free_l2 = int(shared_dim), float(free_l2)
         # Read by the layers only in a step, once anneal_step (the update count) exists.
-        self.dropped_movies = FreeDropout(self.free_dropout, _seed(kwargs.get("seed"), 102),
+        self.dropped_movies = FreeDropout(free_dropout, _seed(kwargs.get("seed"), 102),
                                           step=lambda: self.anneal_step)
         super().__init__(n_movies=n_movies, **kwargs)
         del self._init_content
@@ -217,7 +217,7 @@ class SharedHybridVAE(StandardVAE):
 
     def get_config(self):
         return {**super().get_config(), "shared_dim": self.shared_dim, "free_l2": self.free_l2,
-                "free_dropout": self.free_dropout,
+                "free_dropout": self.dropped_movies.rate,
                 "content_dim": int(self.movie_embeddings.shape[1])}
 
     @classmethod
