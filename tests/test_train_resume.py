@@ -267,3 +267,57 @@ def test_backups_are_written_at_epoch_ends_once_the_interval_has_passed(tmp_path
         written.append(json.loads(metadata.read_text())["epoch"] if metadata.exists() else None)
     # 20+20+30 = 70 s >= 60 at the end of epoch 3; then 10 s (not yet), then 80 s.
     assert written == [None, None, 3, 3, 5]
+
+
+@pytest.mark.parametrize("killed_in", ["weights", "epoch file"])
+def test_a_kill_while_a_backup_is_written_resumes_from_the_whole_backup_before_it(
+        tmp_path, monkeypatch, killed_in):
+    """Keras' own backup writes its weights, then its epoch file, over the last ones: a kill there
+    leaves an empty epoch file (the resume fails) or weights an epoch ahead of it (one epoch is
+    trained twice)."""
+    folder = tmp_path / "backup"
+
+    def backup_of(model):
+        backup = callbacks.SharedBackupAndRestore(str(folder), writer=True, every_seconds=0)
+        backup.set_model(model)
+        backup.on_train_begin()
+        return backup
+
+    model = tiny_model(1.0)
+    model.compile(optimizer="adam", loss="mse")
+    backup = backup_of(model)
+    backup.on_epoch_end(0)
+    set_kernel(model, 2.0)
+
+    def killed_mid_write(path, *args, **kwargs):
+        Path(path).with_name(f".{Path(path).name}.half").write_bytes(b"")
+        raise KeyboardInterrupt
+
+    if killed_in == "weights":
+        monkeypatch.setattr(model, "save_weights", killed_mid_write)
+    else:
+        monkeypatch.setattr(callbacks, "write_atomic", killed_mid_write)
+    with pytest.raises(KeyboardInterrupt):
+        backup.on_epoch_end(1)
+    monkeypatch.undo()
+
+    resumed = tiny_model(0.0)
+    resumed.compile(optimizer="adam", loss="mse")
+    backup_of(resumed)
+    assert float(resumed.layers[0].kernel.numpy()[0, 0]) == 1.0
+    assert resumed._initial_epoch == 1
+
+    backup.on_epoch_end(1)  # the next backup replaces the old one and a kill's leftovers
+    assert kernel_in(folder / json.loads((folder / "training_metadata.json").read_text())["weights"]) == 2.0
+    assert sorted(p.name for p in folder.glob("*.weights.h5*")) == ["epoch-2.weights.h5"]
+
+
+def test_an_unreadable_backup_names_its_file_and_the_way_out(tmp_path):
+    folder = tmp_path / "backup"
+    folder.mkdir()
+    (folder / "training_metadata.json").write_text("")
+    model = tiny_model()
+    backup = callbacks.SharedBackupAndRestore(str(folder), writer=True)
+    backup.set_model(model)
+    with pytest.raises(ValueError, match=r"training_metadata\.json is unreadable.*delete .*backup"):
+        backup.on_train_begin()

@@ -266,10 +266,16 @@ class BestCheckpoint(keras.callbacks.Callback):
         self.flush()
 
     def _write(self) -> None:
-        partial = self.path.with_name(f".partial.{self.path.name}")  # keeps the .weights.h5 suffix
-        partial.unlink(missing_ok=True)  # a crash's leftover must never be renamed into place
-        self.model.save_weights(str(partial), overwrite=True)
-        os.replace(partial, self.path)
+        save_weights_atomic(self.model, self.path)
+
+
+def save_weights_atomic(model: keras.Model, path: Path) -> None:
+    """Keras' save_weights, written beside `path` and renamed into place: a kill mid-write leaves
+    the previous file whole."""
+    partial = path.with_name(f".partial.{path.name}")  # keeps the .weights.h5 suffix Keras wants
+    partial.unlink(missing_ok=True)  # a crash's leftover must never be renamed into place
+    model.save_weights(str(partial), overwrite=True)
+    os.replace(partial, path)
 
 
 class SharedBackupAndRestore(keras.callbacks.BackupAndRestore):
@@ -286,6 +292,11 @@ class SharedBackupAndRestore(keras.callbacks.BackupAndRestore):
     epoch ends: Keras restores whole epochs, and the epochs after a backup replay exactly.
     `before_backup` runs just before each backup is written (train.py writes the held best
     checkpoint there).
+
+    Keras writes the weights and then the epoch over the previous backup's files, so a kill between
+    or during those writes leaves an empty epoch file or weights one epoch ahead of it. Here each
+    backup's weights go to a file of their own, and the epoch file, renamed into place last, names
+    them: a kill at any point leaves the previous backup whole and consistent.
     """
 
     def __init__(self, backup_dir: str, *, writer: bool, restore: bool = True,
@@ -298,14 +309,41 @@ class SharedBackupAndRestore(keras.callbacks.BackupAndRestore):
     def on_train_begin(self, logs=None):
         self._last_backup = time.monotonic()
         if self.restore:
-            super().on_train_begin(logs)
+            self._load_model()
+
+    def _load_model(self):
+        metadata_path = Path(self._training_metadata_path)
+        if not metadata_path.exists():  # nothing committed yet: weights a kill left are not a backup
+            return
+        try:
+            metadata = json.loads(metadata_path.read_text())
+            weights = metadata_path.with_name(metadata.get("weights", "latest.weights.h5"))
+            epoch = int(metadata["epoch"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"training backup {metadata_path} is unreadable ({e!r}); delete "
+                             f"{metadata_path.parent} to train this run from its first epoch") from e
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)  # its slots must exist to load
+        self.model.load_weights(str(weights))
+        self.model._initial_epoch = epoch
 
     def _save_model(self):
         if self.writer and time.monotonic() - self._last_backup >= self.every_seconds:
             if self.before_backup is not None:
                 self.before_backup()
-            super()._save_model()
+            self._write_backup()
             self._last_backup = time.monotonic()
+
+    def _write_backup(self) -> None:
+        folder = Path(self.backup_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        weights = folder / f"epoch-{self._current_epoch}.weights.h5"
+        save_weights_atomic(self.model, weights)
+        write_atomic(self._training_metadata_path, json.dumps(
+            {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": weights.name}))
+        for stale in folder.glob("*.weights.h5*"):  # older backups, and a kill's leftover
+            if stale != weights:
+                stale.unlink()
 
     def on_train_end(self, logs=None):
         if self.writer:

@@ -106,11 +106,10 @@ def fit_callbacks(cfg: TrainConfig, run: Path, split, train_ds, chief: bool):
         hvae_callbacks.RefreshPrior(),  # before the backup, which must hold the refreshed copy
         keras.callbacks.TensorBoard(log_dir=str(run / "logs"), update_freq="epoch"),
         checkpoint,
-        # In the chief's run folder for every worker; double_checkpoint: a kill while the
-        # backup is written falls back to the one before.
+        # In the chief's run folder for every worker.
         hvae_callbacks.SharedBackupAndRestore(
             str(cfg.run_path / "backup"), writer=chief, restore=chief or not cfg.retrain,
-            every_seconds=cfg.backup_every, double_checkpoint=True, before_backup=checkpoint.flush),
+            every_seconds=cfg.backup_every, before_backup=checkpoint.flush),
         hvae_callbacks.ReplayEpochRandomness(train_ds),  # a resumed run replays the same epochs
     ]
 
