@@ -32,7 +32,8 @@ FEATURES = ("none", *HYBRID_FEATURES)  # "none": the Standard-VAE
 FEATURE_LABELS = {"random": "random", "genre": "genre", "genome": "genome", "imdb": "IMDb"}
 APPROACHES = (1, 2, "shared")  # the paper's two, and the sharing hybrid (hvae_tf/models/shared.py)
 SHARED_INPUTS = ("features", "embeddings")
-SHARED_FIELDS = ("shared_input", "shared_dim", "free_l2", "free_dropout")  # the sharing hybrid's own settings
+# The sharing hybrid's own settings.
+SHARED_FIELDS = ("shared_input", "shared_dim", "free_l2", "free_dropout", "select_new_within")
 LIKELIHOODS = ("multinomial", "bernoulli")
 ACTIVATIONS = ("tanh", "swish", "relu", "elu", "gelu")
 CLICK_INPUTS = ("auto", "dense", "gathered")
@@ -198,6 +199,11 @@ class TrainConfig:
     patience: int | None = setting(None, "fit", "stop when the best validation epoch is this many "
                                    "epochs back (0: run every epoch; from the recipe)", type=int,
                                    rule=AT_LEAST_0)
+    select_new_within: float | None = setting(
+        None, "fit", "keep the epoch whose validation NDCG@100 on new movies (ranked among the new "
+        "movies) is best among the epochs within this much of the best overall validation "
+        "NDCG@100 (sharing hybrid with --cold-movies; default: the best overall epoch)",
+        type=float, rule=NON_NEGATIVE)
     lr: float = setting(1e-3, "fit", rule=POSITIVE)
     seed: int = setting(98765, "split features model fit")
     deterministic: bool = setting(True, "fit", "allow non-deterministic (faster) kernels",
@@ -281,6 +287,9 @@ class TrainConfig:
         for name in SHARED_FIELDS:
             if self.approach != "shared" and getattr(self, name) != getattr(defaults, name):
                 found.append(f"{flag_of(name)} only applies with --approach shared")
+        if self.select_new_within is not None and not self.cold_movies > 0:
+            found.append("--select-new-within weighs the ranking of new movies: it needs "
+                         "--cold-movies FRACTION")
         for name in ("generated_users", "generated_movies", "generated_ratings"):
             if self.dataset != "generated" and getattr(self, name) != getattr(defaults, name):
                 found.append(f"{flag_of(name)} only applies with --dataset generated")

@@ -70,6 +70,34 @@ def test_served_model_scores_new_movies_as_the_run_does(shared_run):
     assert served["new-vs-new:users"] == direct["new-vs-new:users"] > 0
 
 
+def test_validation_tracks_new_movies_as_the_evaluation_ranks_them(shared_run):
+    import json
+
+    from hvae_tf.evaluation import harness
+
+    run_dir, _ = shared_run
+    history = json.loads((run_dir / "validation.json").read_text())
+    assert all(0 <= row["val_new_ndcg_100"] <= 1 for row in history)
+    final = json.loads((run_dir / "metrics.json").read_text())["validation"]
+    evaluated = harness.evaluate_run(run_dir, "validation")["Eval 2"]
+    assert final["val_new_ndcg_100"] == pytest.approx(evaluated["new-vs-new:ndcg@100"], abs=1e-4)
+    assert final["val_new_recall_50"] == pytest.approx(evaluated["new-vs-new:recall@50"], abs=1e-4)
+
+
+def test_select_new_within_keeps_the_epoch_best_on_new_movies(tmp_path, generated_data_dir):
+    import json
+
+    run_dir = train_small_run(generated_data_dir, tmp_path, "--features", "genre", "--approach", "shared",
+                              "--cold-movies", "0.2", "--select-new-within", "1", epochs=6)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    history = metrics["history"]
+    # Within 1 of the best NDCG@100, every epoch: the first epoch best on new movies.
+    best_new = max(history, key=lambda row: row["val_new_ndcg_100"])
+    assert metrics["best_epoch"] == best_new["epoch"]
+    assert metrics["validation"]["val_new_ndcg_100"] == pytest.approx(best_new["val_new_ndcg_100"], abs=1e-6)
+    assert metrics["validation"]["val_ndcg_100"] == pytest.approx(best_new["val_ndcg_100"], abs=1e-6)
+
+
 def test_grid_with_new_movies_tabulates_them_against_content_knn(tmp_path, generated_data_dir, capsys):
     import evaluate
 

@@ -321,3 +321,55 @@ def test_an_unreadable_backup_names_its_file_and_the_way_out(tmp_path):
     backup.set_model(model)
     with pytest.raises(ValueError, match=r"training_metadata\.json is unreadable.*delete .*backup"):
         backup.on_train_begin()
+
+
+def rows(*values):
+    """(overall, new-movie) validation NDCG@100 per epoch."""
+    return [{"epoch": e + 1, "val_ndcg_100": v, "val_new_ndcg_100": n} for e, (v, n) in enumerate(values)]
+
+
+GUARDED = [(0.400, 0.10), (0.399, 0.20), (0.395, 0.30), (0.3985, 0.25), (0.402, 0.05), (0.401, 0.15)]
+
+
+def test_the_default_rule_keeps_the_first_of_the_best_epochs():
+    rule = callbacks.CheckpointRule()
+    assert rule.chosen([]) is None
+    assert rule.chosen(rows((0.3, 0), (0.5, 0), (0.5, 0), (0.4, 0)))["epoch"] == 2
+
+
+def test_the_new_movie_rule_keeps_the_best_new_movie_epoch_near_the_best_overall_one():
+    rule = callbacks.CheckpointRule("val_new_ndcg_100", guard="val_ndcg_100", within=0.002)
+    kept = [rule.chosen(rows(*GUARDED[:n]))["epoch"] for n in range(1, len(GUARDED) + 1)]
+    # 2 is within 0.002 of 0.400 and better on new movies; 3 is not within; 4 is, and better than 2;
+    # 5 is a new best overall that leaves 4 behind (0.3985 < 0.402 - 0.002), so 5; then 6.
+    assert kept == [1, 2, 2, 4, 5, 6]
+    wide = callbacks.CheckpointRule("val_new_ndcg_100", guard="val_ndcg_100", within=1.0)
+    assert wide.chosen(rows(*GUARDED))["epoch"] == 3  # everything is within: the best on new movies
+
+
+def test_best_checkpoint_keeps_what_its_rule_chooses_across_a_resume(tmp_path):
+    rule = callbacks.CheckpointRule("val_new_ndcg_100", guard="val_ndcg_100", within=0.002)
+    best = tmp_path / "best.weights.h5"
+
+    def run(checkpoint, model, values, first):
+        for epoch, (overall, new) in enumerate(values, start=first):
+            checkpoint.on_epoch_begin(epoch)
+            set_kernel(model, epoch + 1)
+            checkpoint.on_epoch_end(epoch, {"val_ndcg_100": overall, "val_new_ndcg_100": new})
+
+    model = tiny_model()
+    checkpoint = BestCheckpoint(str(best), types.SimpleNamespace(history=[]), rule)
+    checkpoint.set_model(model)
+    run(checkpoint, model, GUARDED[:4], first=0)
+    checkpoint.flush()
+    assert kernel_in(best) == 4.0
+    resumed = BestCheckpoint(str(best), types.SimpleNamespace(history=rows(*GUARDED[:4])), rule)
+    resumed.set_model(model)
+    run(resumed, model, GUARDED[4:5], first=4)
+    resumed.on_train_end()
+    assert kernel_in(best) == 5.0  # the restored epoch 4 was left behind by epoch 5's overall best
+    with pytest.raises(KeyError, match="val_new_ndcg_100"):
+        missing = BestCheckpoint(str(best), types.SimpleNamespace(history=[]), rule)
+        missing.set_model(model)
+        missing.on_epoch_begin(0)
+        missing.on_epoch_end(0, {"val_ndcg_100": 0.4})

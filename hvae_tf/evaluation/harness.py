@@ -158,7 +158,7 @@ def evaluate_saved_model(path, split_name: str = "test", recall_ks=(20, 50), ndc
     if "new" in segments.movie_groups:  # the served shelf of new movies
         among_new = ranking.score_top_lists(
             lambda fold_in: top_lists(fold_in, "new_movie_ids"), users.fold_in,
-            segmenting.only_columns(users.held_out, segments.movie_groups["new"]), **options)
+            ranking.only_columns(users.held_out, segments.movie_groups["new"]), **options)
         per_user.update({f"{segmenting.AMONG_NEW}:{k}": v for k, v in among_new.items()})
     per_user = segmenting.with_light_users(per_user, segments.light_users)
     folder = evaluation_folder(path.parent / f".eval-{path.name}", split_name, True)

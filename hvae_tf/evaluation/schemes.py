@@ -42,7 +42,7 @@ def evaluate_scheme(
         if "new" in groups:
             among_new = ranking.score_users(
                 segmenting.among(scorer, groups["new"]), users.fold_in,
-                segmenting.only_columns(users.held_out, groups["new"]), **options)
+                ranking.only_columns(users.held_out, groups["new"]), **options)
             per_user.update({f"{segmenting.AMONG_NEW}:{k}": v for k, v in among_new.items()})
         return segmenting.with_light_users(per_user, segments.light_users)
     raise ValueError(f"unknown evaluation scheme {scheme!r}: choose one of {', '.join(SCHEMES)}")

@@ -72,13 +72,6 @@ def for_split(split: Split, users: HeldOutUsers) -> Segments:
     return Segments(groups, lightest_users(users.fold_in))
 
 
-def only_columns(matrix: sp.csr_matrix, columns: np.ndarray) -> sp.csr_matrix:
-    """`matrix` with its entries outside the boolean column mask removed, same shape."""
-    kept = (matrix @ sp.diags(columns.astype(matrix.dtype))).tocsr()
-    kept.eliminate_zeros()
-    return kept
-
-
 def among(scorer, columns: np.ndarray):
     """A scorer that ranks only `columns` (boolean mask): every other movie scores -inf."""
     def restricted(indices):

@@ -171,6 +171,13 @@ def padded_indices(matrix: sp.csr_matrix) -> np.ndarray:
     return out
 
 
+def only_columns(matrix: sp.csr_matrix, columns: np.ndarray) -> sp.csr_matrix:
+    """`matrix` with its entries outside the boolean column mask removed, same shape."""
+    kept = (matrix @ sp.diags(columns.astype(matrix.dtype))).tocsr()
+    kept.eliminate_zeros()
+    return kept
+
+
 def summarize(per_user: dict[str, np.ndarray]) -> dict[str, float]:
     """Means over the users each metric scores (NaN: nothing to score), the users with held-out
     clicks and how many were excluded, and for each segment ("tail:...") the users it scores."""

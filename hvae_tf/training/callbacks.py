@@ -48,13 +48,25 @@ class ScalarLogs(keras.callbacks.Callback):
 
 
 class RankingMetrics(keras.callbacks.Callback):
-    """Validation NDCG@100 and Recall@20/50 on the fold-in/held-out split (Liang's Eval 2)."""
+    """Validation NDCG@100 and Recall@20/50 on the fold-in/held-out split (Liang's Eval 2).
+
+    With `new_movies` (column indices of movies without training clicks), also the same metrics
+    over the held-out clicks on new movies ranked among the new movies alone ("val_new_..."):
+    what a model learns about new movies moves on a schedule of its own, and the checkpoint rule
+    can weigh it.
+    """
 
     def __init__(self, fold_in, held_out, history_path=None, batch_size: int = 2000,
-                 prefix: str = "val_"):
+                 prefix: str = "val_", new_movies=None):
         super().__init__()
         self.fold_in, self.held_out = fold_in, held_out
         self.batch_size, self.prefix = batch_size, prefix
+        self._new_mask = None
+        if new_movies is not None and len(new_movies):
+            mask = np.zeros(held_out.shape[1], bool)
+            mask[np.asarray(new_movies)] = True
+            self._new_mask = tf.constant(mask)
+            self._held_out_new = ranking.only_columns(held_out, mask)
         # Kept on disk so that a resumed run still knows the epochs before the crash.
         self.history_path = Path(history_path) if history_path else None
         self.history: list[dict[str, float]] = (
@@ -66,14 +78,20 @@ class RankingMetrics(keras.callbacks.Callback):
         return max(self.history, key=lambda h: h[key], default=None)
 
     def compute(self) -> dict[str, float]:
+        values = self._summary(self.model.scores, self.held_out, self.prefix)
+        if self._new_mask is not None:
+            values.update(self._summary(self._scores_among_new, self._held_out_new, f"{self.prefix}new_"))
+        return values
+
+    def _summary(self, score_fn, held_out, prefix: str) -> dict[str, float]:
         # Compiled once (scores, fold-in mask and top-k in one tf.function); later epochs reuse it.
-        per_user = ranking.score_users(
-            self.model.scores, self.fold_in, self.held_out,
-            mask_inputs=True, batch_size=self.batch_size, traceable=True,
-        )
-        summary = ranking.summarize(per_user)
-        return {f"{self.prefix}{name.replace('@', '_')}": value for name, value in summary.items()
+        per_user = ranking.score_users(score_fn, self.fold_in, held_out, mask_inputs=True,
+                                       batch_size=self.batch_size, traceable=True)
+        return {f"{prefix}{name.replace('@', '_')}": value for name, value in ranking.summarize(per_user).items()
                 if name not in ("users", "users_excluded")}
+
+    def _scores_among_new(self, indices):
+        return tf.where(self._new_mask, self.model.scores(indices), -np.inf)
 
     def on_epoch_end(self, epoch, logs=None):
         values = self.compute()
@@ -195,10 +213,42 @@ class ReplayEpochRandomness(keras.callbacks.Callback):
             state.assign(np.array([key, 0], dtype=np.dtype(state.dtype)))
 
 
+class CheckpointRule:
+    """Which epoch's weights a run keeps, decided from the validation values of its epochs.
+
+    By default the epoch with the best `monitor` (the first of equals). With `guard` and `within`:
+    the best `monitor` among the epochs whose `guard` is within `within` of the best `guard` so
+    far. Applied epoch by epoch: an epoch replaces the kept one when it is within and better by
+    `monitor`, or when a new best `guard` has left the kept one behind (the new best is within),
+    so the kept epoch is always one whose weights were held when it ended.
+    """
+
+    def __init__(self, monitor: str = "val_ndcg_100", guard: str | None = None, within: float = 0.0):
+        self.monitor, self.guard, self.within = monitor, guard, float(within)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return (self.monitor,) if self.guard is None else (self.monitor, self.guard)
+
+    def chosen(self, epochs: list[dict]) -> dict | None:
+        """The kept epoch's values after `epochs` (in order), or None before the first."""
+        kept, best_guard = None, -math.inf
+        for row in epochs:
+            if self.guard is not None:
+                best_guard = max(best_guard, row[self.guard])
+            if kept is None or not self._within(kept, best_guard) or (
+                    self._within(row, best_guard) and row[self.monitor] > kept[self.monitor]):
+                kept = row
+        return kept
+
+    def _within(self, row: dict, best_guard: float) -> bool:
+        return self.guard is None or row[self.guard] >= best_guard - self.within
+
+
 class BestCheckpoint(keras.callbacks.Callback):
-    """The weights of the epoch with the best validation `monitor`, written beside `filepath` and
-    renamed into place, so a kill mid-save keeps the last best. Non-finite weights are never kept
-    (they would rank as "best" and then be exported).
+    """The weights of the epoch `rule` keeps (by default the best validation NDCG@100), written
+    beside `filepath` and renamed into place, so a kill mid-save keeps the last best. Non-finite
+    weights are never kept (they would rank as "best" and then be exported).
 
     Writing a .weights.h5 costs a short epoch as much as several of its training steps, so a new
     best is held in memory and written by `flush`: at each backup (then the file holds the best
@@ -206,36 +256,34 @@ class BestCheckpoint(keras.callbacks.Callback):
     when training ends, and when it stops on an error. Weights larger than `hold_at_most` bytes
     are written at once instead of being copied.
 
-    `history` is the ranking callback's record, kept on disk: after a resume, only an epoch better
-    than every restored epoch replaces the best.
+    `history` is the ranking callback's record, kept on disk: after a resume, the rule starts from
+    the restored epochs, so it keeps what an uninterrupted run would.
     """
 
-    def __init__(self, filepath: str, history: RankingMetrics, monitor: str = "val_ndcg_100",
+    def __init__(self, filepath: str, history: RankingMetrics, rule: CheckpointRule | None = None,
                  hold_at_most: int = 2**30):
         super().__init__()
-        self.path, self.history, self.monitor = Path(filepath), history, monitor
+        self.path, self.history = Path(filepath), history
+        self.rule = rule or CheckpointRule()
         self.hold_at_most = int(hold_at_most)
-        self.best_value: float | None = None
-        self._first_epoch = True
+        self._epochs: list[dict] | None = None  # each epoch's values, restored ones first
         self._held: list[np.ndarray] | None = None  # the best weights not yet written
         self._held_are_current = False  # the model still holds them (no step since)
 
     def on_epoch_begin(self, epoch, logs=None):
-        if self._first_epoch:  # epoch > 0 after a resume: epochs up to `epoch` were restored
-            self._first_epoch = False
-            restored = [h[self.monitor] for h in self.history.history if h["epoch"] <= epoch]
-            self.best_value = max(restored, default=None)
+        if self._epochs is None:  # epoch > 0 after a resume: epochs up to `epoch` were restored
+            self._epochs = [h for h in self.history.history if h["epoch"] <= epoch]
         self._held_are_current = False
 
     def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
-        if value is None:
-            raise KeyError(f"the best checkpoint needs {self.monitor!r} in the epoch's logs, which "
-                           f"has {sorted(logs or {})}: the ranking callback must come before it")
-        if self.best_value is not None and not float(value) > self.best_value:
+        missing = [key for key in self.rule.keys if (logs or {}).get(key) is None]
+        if missing:
+            raise KeyError(f"the best checkpoint needs {missing} in the epoch's logs, which has "
+                           f"{sorted(logs or {})}: the ranking callback must come before it")
+        self._epochs.append({"epoch": epoch + 1, **{key: float(logs[key]) for key in self.rule.keys}})
+        if self.rule.chosen(self._epochs)["epoch"] != epoch + 1:
             return
         require_finite_weights(self.model, "checkpoint")
-        self.best_value = float(value)
         size = sum(np.dtype(w.dtype).itemsize * math.prod(w.shape) for w in self.model.weights)
         if size > self.hold_at_most:
             self._held = None

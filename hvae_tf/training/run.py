@@ -90,14 +90,22 @@ def best_weights(run: Path) -> Path:
     return run / "checkpoints" / "best.weights.h5"
 
 
+def checkpoint_rule(cfg: TrainConfig) -> hvae_callbacks.CheckpointRule:
+    if cfg.select_new_within is None:
+        return hvae_callbacks.CheckpointRule("val_ndcg_100")
+    return hvae_callbacks.CheckpointRule("val_new_ndcg_100", guard="val_ndcg_100",
+                                         within=cfg.select_new_within)
+
+
 def fit_callbacks(cfg: TrainConfig, run: Path, split, train_ds, chief: bool):
     """The ranking callback and every callback of a train.py fit, in the order they must run."""
     best = best_weights(run)
     best.parent.mkdir(parents=True, exist_ok=True)
     ranking = hvae_callbacks.RankingMetrics(
-        split.validation.fold_in, split.validation.held_out, history_path=run / "validation.json"
+        split.validation.fold_in, split.validation.held_out, history_path=run / "validation.json",
+        new_movies=split.new_movies,
     )
-    checkpoint = hvae_callbacks.BestCheckpoint(str(best), ranking, monitor="val_ndcg_100")
+    checkpoint = hvae_callbacks.BestCheckpoint(str(best), ranking, checkpoint_rule(cfg))
     return ranking, [
         hvae_callbacks.ScalarLogs(),  # first: the others read its plain floats
         hvae_callbacks.StopOnNaN(checkpoint),  # raises FloatingPointError naming the step
@@ -176,7 +184,7 @@ def _fit(cfg: TrainConfig, run: Path, folder: RunFolder | None, extra_callbacks=
         "recipe": resolved.recipe,
         "settings": {field: getattr(cfg, field) for field in recipes.RECIPE_FIELDS},
         "epochs": len(ranking.history),  # history.history holds only this process's epochs
-        "best_epoch": ranking.best()["epoch"],
+        "best_epoch": checkpoint_rule(cfg).chosen(ranking.history)["epoch"],
         "validation": final,
         "history": ranking.history,
         "split_fingerprint": split.fingerprint(),  # evaluate.py checks the data still gives it
