@@ -278,8 +278,9 @@ def our_epochs(data: Data, kind: str, epochs: int, folder: Path,
     keras.backend.clear_session()
     keras.utils.set_random_seed(cfg.seed)
     tf.config.experimental.enable_op_determinism()  # train.py's default
-    split = types.SimpleNamespace(train=data.train, validation=types.SimpleNamespace(
-        fold_in=data.fold_in, held_out=data.held_out))
+    split = types.SimpleNamespace(train=data.train, new_movies=np.zeros(0, np.int64),
+                                  validation=types.SimpleNamespace(fold_in=data.fold_in,
+                                                                   held_out=data.held_out))
     embeddings = None if approach is None else random_embeddings(data.n_movies, 3, seed=cfg.seed)
     train_ds = pipeline.padded_batches(data.train, cfg.batch_size, seed=cfg.seed)
     shallow = {}
