@@ -285,6 +285,7 @@ def test_a_kill_while_a_backup_is_written_resumes_from_the_whole_backup_before_i
 
     model = tiny_model(1.0)
     model.compile(optimizer="adam", loss="mse")
+    model.optimizer.build(model.trainable_variables)  # as after a training step: its slots are saved
     backup = backup_of(model)
     backup.on_epoch_end(0)
     set_kernel(model, 2.0)
