@@ -115,6 +115,11 @@ class TrainConfig:
     cold_movies: float = setting(0.0, "split", "this share of the movies with features become new "
                                  "movies: no training clicks and none in the held-out users' "
                                  "input, only their held-out clicks (0: none)", rule=RATE)
+    validation_new_movies: float = setting(
+        0.0, "split", "this share of the new movies is the validation users' alone: their "
+        "new-movie metrics (and --select-new-within) count only these, the test users' only the "
+        "others, so that what is chosen on validation says nothing about the test's new movies "
+        "(0: both count every new movie)", rule=RATE)
     features: str = setting("genome", "features", "'none' trains the Standard-VAE; the others a "
                             "Hybrid-VAE", choices=FEATURES)
     approach: int | str = setting(1, "model", "1: flatten the N x d embeddings; 2: a dense layer "
@@ -287,6 +292,9 @@ class TrainConfig:
         for name in SHARED_FIELDS:
             if self.approach != "shared" and getattr(self, name) != getattr(defaults, name):
                 found.append(f"{flag_of(name)} only applies with --approach shared")
+        if self.validation_new_movies and not self.cold_movies > 0:
+            found.append("--validation-new-movies sets aside some of the new movies: it needs "
+                         "--cold-movies FRACTION")
         if self.select_new_within is not None and not self.cold_movies > 0:
             found.append("--select-new-within weighs the ranking of new movies: it needs "
                          "--cold-movies FRACTION")

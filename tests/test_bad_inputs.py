@@ -86,6 +86,8 @@ def test_held_out_user_with_fewer_than_5_clicks_stays_fold_in_and_is_counted():
     (["--approach", "shared", "--free-dropout", "1"], "--free-dropout must be in [0, 1)"),
     (["--shared-input", "embeddings"], "--shared-input only applies"),
     (["--select-new-within", "0.002"], "--select-new-within only applies with --approach shared"),
+    (["--validation-new-movies", "0.5"], "--validation-new-movies sets aside some of the new movies: it needs --cold-movies"),
+    (["--cold-movies", "0.1", "--validation-new-movies", "1"], "--validation-new-movies must be"),
     (["--approach", "shared", "--select-new-within", "0.002"], "--select-new-within weighs the ranking of new movies: it needs --cold-movies"),
     (["--approach", "shared", "--cold-movies", "0.1", "--select-new-within", "-1"],
      "--select-new-within must be a finite number >= 0"),

@@ -77,7 +77,7 @@ def test_run_writes_the_means_and_per_user_vectors_of_scoring_the_run_directly(t
     assert sorted(summary["schemes"]) == list(SCHEMES)
     for scheme in SCHEMES:
         per_user = evaluate_scheme(run.model.scores, run.split.test, scheme,
-                                   segments=segments.for_split(run.split, run.split.test))
+                                   segments=segments.for_split(run.split, run.split.test, "test"))
         expected, written = summarize(per_user), summary["schemes"][scheme]
         assert written.keys() == expected.keys(), scheme
         assert (written["users"], written["users_excluded"]) == (

@@ -1,5 +1,7 @@
 """The segment metrics (tail, new movies, light users) against brute-force numpy on small splits."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -79,7 +81,7 @@ def test_lightest_users_are_the_quarter_with_fewest_fold_in_clicks(split):
 
 def test_segment_metrics_match_brute_force(split):
     users = split.test
-    seg = segments.for_split(split, users)
+    seg = segments.for_split(split, users, "test")
     per_user = evaluate_scheme(_scorer, users, "Eval 2", recall_ks=(5,), ndcg_ks=(10,), segments=seg)
     scores = _scorer(ranking.padded_indices(users.fold_in))
     everything = np.ones(N_MOVIES, bool)
@@ -105,6 +107,16 @@ def test_segment_metrics_match_brute_force(split):
 
 def test_without_new_movies_there_is_no_new_segment(split):
     plain = Split("liang", 0, 0, split.movie_ids, split.train, split.train_user_ids, split.test, split.test)
-    per_user = evaluate_scheme(_scorer, split.test, "Eval 2", segments=segments.for_split(plain, split.test))
+    per_user = evaluate_scheme(_scorer, split.test, "Eval 2", segments=segments.for_split(plain, split.test, "test"))
     assert not any(name.startswith("new") for name in per_user)
     assert "tail:recall@50" in per_user and "light-users:ndcg@100" in per_user
+
+
+def test_with_validation_new_movies_each_side_counts_only_its_own(split):
+    own = split.new_movies[::2]
+    parted = dataclasses.replace(split, validation_new_movies=own)
+    for name, expected in (("validation", own), ("test", np.setdiff1d(split.new_movies, own))):
+        group = segments.for_split(parted, split.test, name).movie_groups["new"]
+        np.testing.assert_array_equal(np.flatnonzero(group), expected)
+    both = segments.for_split(split, split.test, "validation").movie_groups["new"]
+    np.testing.assert_array_equal(np.flatnonzero(both), split.new_movies)

@@ -178,6 +178,30 @@ def test_new_movies_repeat_per_fold_and_differ_between_folds(ml1m, cold_1m, lian
     assert loaded.fingerprint() == cold_1m.fingerprint()
 
 
+def test_validation_new_movies_are_a_seeded_part_of_the_new_ones_the_test_never_counts(ml1m, cold_1m, tmp_path):
+    split = make_split(ml1m, "liang", heldout_users=0.1, cold_movies=0.1, validation_new_movies=0.5)
+    # The same fold with the same new movies: only which of them each side counts differs.
+    np.testing.assert_array_equal(split.new_movies, cold_1m.new_movies)
+    assert (split.train != cold_1m.train).nnz == 0
+    own = split.validation_new_movies
+    assert len(own) == round(0.5 * len(split.new_movies)) and np.isin(own, split.new_movies).all()
+    np.testing.assert_array_equal(split.new_movies_of("validation"), own)
+    test_new = split.new_movies_of("test")
+    assert not np.isin(test_new, own).any()
+    np.testing.assert_array_equal(np.union1d(test_new, own), split.new_movies)
+    np.testing.assert_array_equal(cold_1m.new_movies_of("validation"), cold_1m.new_movies)
+    np.testing.assert_array_equal(cold_1m.new_movies_of("test"), cold_1m.new_movies)
+    assert split.fingerprint() != cold_1m.fingerprint()
+    again = make_split(ml1m, "liang", heldout_users=0.1, cold_movies=0.1, validation_new_movies=0.5)
+    np.testing.assert_array_equal(again.validation_new_movies, own)
+    other = make_split(ml1m, "liang", fold=1, heldout_users=0.1, cold_movies=0.1, validation_new_movies=0.5)
+    assert not np.array_equal(other.validation_new_movies, own)
+    loaded = Split.load(split.save(tmp_path / "own.npz"))
+    np.testing.assert_array_equal(loaded.validation_new_movies, own)
+    assert loaded.fingerprint() == split.fingerprint()
+    assert "of them for validation only=" in split.summary()
+
+
 def test_new_movies_without_omdb_are_drawn_from_movies_with_genres():
     data = _generated(with_omdb=False)
     data.movies["genres"] = [["Drama"] if m % 3 else ["(no genres listed)"] for m in data.movies.movieId]
@@ -189,6 +213,8 @@ def test_new_movies_without_omdb_are_drawn_from_movies_with_genres():
 @pytest.mark.parametrize("kwargs, message", [
     (dict(cold_movies=1.0), r"cold_movies \(--cold-movies\) must be a share in \[0, 1\)"),
     (dict(cold_movies=1e-6), "is no movie: give a larger share"),
+    (dict(validation_new_movies=0.5), r"validation_new_movies \(--validation-new-movies\) must be a share"),
+    (dict(cold_movies=0.5, validation_new_movies=1e-6), "leaves none: choose a share between"),
     (dict(protocol="strong"), "choose one of paper, liang"),
     (dict(threshold=5.0), "threshold 5.0 leaves no clicks"),
     (dict(heldout_users=20), "cannot hold out 20 validation and 20 test users out of"),

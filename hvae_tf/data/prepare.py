@@ -54,8 +54,9 @@ def split_key(cfg, data: MovieLensData) -> str:
                          "a cache: load it with loading.load_movielens")
     fields = cfg.part("split")
     fields.pop("manual_dir")
-    if not fields["cold_movies"]:  # splits cached before new movies existed keep their names
-        fields.pop("cold_movies")
+    for name in ("cold_movies", "validation_new_movies"):  # splits cached before these keep their names
+        if not fields[name]:
+            fields.pop(name)
     fields["data_fingerprint"] = data.fingerprint
     fields["protocol_version"] = protocols.PROTOCOL_VERSION
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
@@ -74,6 +75,7 @@ def prepare(cfg, verbose: bool = True) -> tuple[MovieLensData, protocols.Split]:
         split = protocols.make_split(
             data, protocol=cfg.protocol, fold=cfg.fold, seed=cfg.seed,
             heldout_users=cfg.heldout_users, threshold=cfg.threshold, cold_movies=cfg.cold_movies,
+            validation_new_movies=cfg.validation_new_movies,
         )
         cache.parent.mkdir(parents=True, exist_ok=True)
         split.save(cache)

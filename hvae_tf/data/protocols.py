@@ -108,10 +108,23 @@ class Split:
     settings: dict = dataclasses.field(default_factory=dict)  # the make_split arguments
     # Columns of the new movies (`cold_movies`): no training clicks, only held-out targets.
     new_movies: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
+    # Those of them only the validation users' new-movie metrics count (`validation_new_movies`).
+    validation_new_movies: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
 
     @property
     def n_movies(self) -> int:
         return len(self.movie_ids)
+
+    def new_movies_of(self, split_name: str) -> np.ndarray:
+        """The new movies whose held-out clicks `split_name`'s new-movie metrics count: all of them,
+        unless some are set aside for validation (then those for "validation", the rest for "test")."""
+        if split_name not in ("validation", "test"):
+            raise ValueError(f"split_name must be 'validation' or 'test', got {split_name!r}")
+        if not len(self.validation_new_movies):
+            return self.new_movies
+        if split_name == "validation":
+            return self.validation_new_movies
+        return np.setdiff1d(self.new_movies, self.validation_new_movies)
 
     def summary(self) -> str:
         """A table of users, movies and clicks per split, for logs and the README."""
@@ -126,7 +139,9 @@ class Split:
         lines = [f"protocol={self.protocol} fold={self.fold} seed={self.seed} "
                  f"movies in index={self.n_movies:,} training users without clicks dropped="
                  f"{self.dropped_train_users:,}"
-                 + (f" new movies (no training clicks)={len(self.new_movies):,}" if len(self.new_movies) else "")]
+                 + (f" new movies (no training clicks)={len(self.new_movies):,}" if len(self.new_movies) else "")
+                 + (f", of them for validation only={len(self.validation_new_movies):,}"
+                    if len(self.validation_new_movies) else "")]
         for r in cells:  # names left-aligned, numbers right-aligned
             lines.append("  ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]))
         return "\n".join(lines)
@@ -141,6 +156,8 @@ class Split:
                       part.held_out.indptr, part.held_out.indices]
         if len(self.new_movies):  # absent otherwise, so splits without new movies keep their identity
             parts.append(self.new_movies)
+        if len(self.validation_new_movies):  # likewise
+            parts += [np.array([-1]), self.validation_new_movies]
         for array in parts:
             array = np.ascontiguousarray(array)
             digest.update(f"{array.dtype}{array.shape}".encode())
@@ -157,6 +174,7 @@ class Split:
                         settings=self.settings)
         arrays = {"metadata": np.array(json.dumps(metadata)), "movie_ids": self.movie_ids,
                   "train_user_ids": self.train_user_ids, "new_movies": self.new_movies,
+                  "validation_new_movies": self.validation_new_movies,
                   **_csr_arrays("train", self.train)}
         for name, part in (("validation", self.validation), ("test", self.test)):
             arrays[f"{name}_user_ids"] = part.user_ids
@@ -193,7 +211,8 @@ class Split:
                    train_user_ids=arrays["train_user_ids"], validation=held_out_users("validation"),
                    test=held_out_users("test"), dropped_train_users=metadata["dropped_train_users"],
                    settings=metadata["settings"],
-                   new_movies=arrays.get("new_movies", np.zeros(0, np.int64)))
+                   new_movies=arrays.get("new_movies", np.zeros(0, np.int64)),
+                   validation_new_movies=arrays.get("validation_new_movies", np.zeros(0, np.int64)))
 
 
 def make_split(
@@ -206,6 +225,7 @@ def make_split(
     min_user_clicks: int = 5,
     holdout_fraction: float = 0.2,
     cold_movies: float = 0.0,
+    validation_new_movies: float = 0.0,
 ) -> Split:
     """Split `data` under `protocol` ("liang" or "paper"); see the module docstring.
 
@@ -213,6 +233,7 @@ def make_split(
         the users, or None for 10,000 on full releases (>= 100,000 users) and 10% below that.
     holdout_fraction: the share of each held-out user's clicks hidden in Eval 2 (rounded down).
     cold_movies: the share of the movies with features and training clicks made new movies.
+    validation_new_movies: the share of those new movies only validation's new-movie metrics count.
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}")
@@ -224,6 +245,9 @@ def make_split(
         raise ValueError(f"min_user_clicks must be at least 1, got {min_user_clicks!r}")
     if not 0.0 <= cold_movies < 1.0:
         raise ValueError(f"cold_movies (--cold-movies) must be a share in [0, 1), got {cold_movies!r}")
+    if not 0.0 <= validation_new_movies < 1.0 or (validation_new_movies and not cold_movies):
+        raise ValueError("validation_new_movies (--validation-new-movies) must be a share in [0, 1) "
+                         f"of the new movies of cold_movies > 0, got {validation_new_movies!r}")
 
     clicks = binarise(data.ratings, threshold)
     if clicks.empty:
@@ -243,6 +267,8 @@ def make_split(
     # Drawn from its own generator, so that the users and held-out clicks of a fold are those of
     # the same fold without new movies.
     new = _new_movies(data, movie_ids, train, cold_movies, np.random.default_rng([seed, fold, 1]))
+    validation_new = _validation_new_movies(new, validation_new_movies,
+                                            np.random.default_rng([seed, fold, 2]))
     train = _drop_columns(train, new)
     has_clicks = np.diff(train.indptr) > 0
     held_out = []
@@ -255,10 +281,13 @@ def make_split(
                     min_user_clicks=int(min_user_clicks), holdout_fraction=float(holdout_fraction))
     if cold_movies:
         settings["cold_movies"] = float(cold_movies)
+    if validation_new_movies:
+        settings["validation_new_movies"] = float(validation_new_movies)
     return Split(protocol=protocol, fold=int(fold), seed=int(seed), movie_ids=movie_ids,
                  train=train[has_clicks], train_user_ids=train_users[has_clicks],
                  validation=held_out[0], test=held_out[1],
-                 dropped_train_users=int((~has_clicks).sum()), settings=settings, new_movies=new)
+                 dropped_train_users=int((~has_clicks).sum()), settings=settings, new_movies=new,
+                 validation_new_movies=validation_new)
 
 
 def _new_movies(data, movie_ids, train, share: float, rng: np.random.Generator) -> np.ndarray:
@@ -279,6 +308,18 @@ def _new_movies(data, movie_ids, train, share: float, rng: np.random.Generator) 
         raise ValueError(f"--cold-movies {share} of {len(candidates)} movies with features and "
                          "training clicks is no movie: give a larger share")
     return np.sort(rng.choice(candidates, size=n, replace=False)).astype(np.int64)
+
+
+def _validation_new_movies(new: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
+    """Sorted columns of round(share x new movies) of `new`, leaving at least one for the test."""
+    if not share:
+        return np.zeros(0, np.int64)
+    n = round(share * len(new))
+    if not 1 <= n < len(new):
+        raise ValueError(f"--validation-new-movies {share} of {len(new)} new movies leaves "
+                         f"{'none' if n < 1 else 'none for the test users'}: choose a share "
+                         f"between {1 / len(new):.3g} and {(len(new) - 1) / len(new):.3g}")
+    return np.sort(rng.choice(new, size=n, replace=False)).astype(np.int64)
 
 
 def _drop_columns(matrix: sp.csr_matrix, columns: np.ndarray) -> sp.csr_matrix:

@@ -72,7 +72,7 @@ def evaluate_scorer(
     users = held_out_users(split, split_name)
     summaries = {}
     options = dict(masked=key["masked"], recall_ks=key["recall_ks"], ndcg_ks=key["ndcg_ks"],
-                   segments=segmenting.for_split(split, users))
+                   segments=segmenting.for_split(split, users, split_name))
     for scheme in key["schemes"]:
         per_user = evaluate_scheme(scorer, users, scheme, **options)
         save_per_user(scheme_file(folder, scheme), per_user, users.user_ids,
@@ -141,6 +141,11 @@ def evaluate_saved_model(path, split_name: str = "test", recall_ks=(20, 50), ndc
                          f"export with --export-k {depth} or ask for smaller k")
     serve = load_served(path).signatures["serving_default"]  # an incomplete export fails here
     _, split = prepare.prepare(cfg, verbose=False)
+    if len(split.validation_new_movies):
+        raise ValueError(f"{path} was trained with --validation-new-movies: its shelf of new movies "
+                         "also ranks the validation users' own new movies, which the test's "
+                         "new-movie metrics leave out; evaluate its run folder instead "
+                         "(python evaluate.py RUN_DIR)")
     users = held_out_users(split, split_name)
     order = np.argsort(split.movie_ids)
 
@@ -151,7 +156,7 @@ def evaluate_saved_model(path, split_name: str = "test", recall_ks=(20, 50), ndc
         found = np.searchsorted(split.movie_ids[order], served)
         return np.where(served >= 0, order[np.minimum(found, len(order) - 1)], -1)
 
-    segments = segmenting.for_split(split, users)
+    segments = segmenting.for_split(split, users, split_name)
     options = dict(recall_ks=recall_ks, ndcg_ks=ndcg_ks)
     per_user = ranking.score_top_lists(top_lists, users.fold_in, users.held_out,
                                        column_groups=segments.movie_groups, **options)

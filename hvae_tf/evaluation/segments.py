@@ -64,11 +64,11 @@ def lightest_users(fold_in: sp.csr_matrix, share: float = LIGHT_USERS_SHARE) -> 
     return light
 
 
-def for_split(split: Split, users: HeldOutUsers) -> Segments:
+def for_split(split: Split, users: HeldOutUsers, split_name: str) -> Segments:
     groups = popularity_buckets(split)
     if len(split.new_movies):
         groups["new"] = np.zeros(split.n_movies, bool)
-        groups["new"][split.new_movies] = True
+        groups["new"][split.new_movies_of(split_name)] = True
     return Segments(groups, lightest_users(users.fold_in))
 
 

@@ -103,7 +103,7 @@ def fit_callbacks(cfg: TrainConfig, run: Path, split, train_ds, chief: bool):
     best.parent.mkdir(parents=True, exist_ok=True)
     ranking = hvae_callbacks.RankingMetrics(
         split.validation.fold_in, split.validation.held_out, history_path=run / "validation.json",
-        new_movies=split.new_movies,
+        new_movies=split.new_movies_of("validation"),
     )
     checkpoint = hvae_callbacks.BestCheckpoint(str(best), ranking, checkpoint_rule(cfg))
     return ranking, [
