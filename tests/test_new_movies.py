@@ -98,6 +98,27 @@ def test_select_new_within_keeps_the_epoch_best_on_new_movies(tmp_path, generate
     assert metrics["validation"]["val_ndcg_100"] == pytest.approx(best_new["val_ndcg_100"], abs=1e-6)
 
 
+def test_validation_new_movies_are_counted_by_validation_alone(tmp_path, generated_data_dir):
+    import json
+
+    from hvae_tf.evaluation import harness
+
+    run_dir = train_small_run(generated_data_dir, tmp_path, "--features", "genre", "--approach", "shared",
+                              "--cold-movies", "0.3", "--validation-new-movies", "0.5", epochs=3)
+    split = load_run(run_dir).split
+    own, test_new = split.new_movies_of("validation"), split.new_movies_of("test")
+    assert len(own) and len(test_new) and not np.isin(own, test_new).any()
+    final = json.loads((run_dir / "metrics.json").read_text())["validation"]
+    on_validation = harness.evaluate_run(run_dir, "validation")["Eval 2"]
+    assert final["val_new_ndcg_100"] == pytest.approx(on_validation["new-vs-new:ndcg@100"], abs=1e-4)
+    for name, movies in (("validation", own), ("test", test_new)):
+        users = getattr(split, name)
+        clicked = np.diff(users.held_out[:, movies].tocsr().indptr) > 0
+        assert harness.evaluate_run(run_dir, name)["Eval 2"]["new:users"] == clicked.sum()
+    with pytest.raises(ValueError, match="--validation-new-movies: its shelf of new movies"):
+        harness.evaluate_saved_model(glob.glob(str(tmp_path / "saved" / "*" / "1"))[0])
+
+
 def test_grid_with_new_movies_tabulates_them_against_content_knn(tmp_path, generated_data_dir, capsys):
     import evaluate
 
