@@ -27,7 +27,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import types
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +42,7 @@ from hvae_tf import recipes  # noqa: E402
 from hvae_tf.baselines.ease import logit_start  # noqa: E402
 from hvae_tf.config import RECIPES, TrainConfig  # noqa: E402
 from hvae_tf.data import pipeline  # noqa: E402
+from hvae_tf.data.protocols import HeldOutUsers, Split  # noqa: E402
 from hvae_tf.features import random_embeddings  # noqa: E402
 from hvae_tf.models import build_model  # noqa: E402
 from hvae_tf.training import run as training  # noqa: E402
@@ -278,9 +278,9 @@ def our_epochs(data: Data, kind: str, epochs: int, folder: Path,
     keras.backend.clear_session()
     keras.utils.set_random_seed(cfg.seed)
     tf.config.experimental.enable_op_determinism()  # train.py's default
-    split = types.SimpleNamespace(train=data.train, new_movies=np.zeros(0, np.int64),
-                                  validation=types.SimpleNamespace(fold_in=data.fold_in,
-                                                                   held_out=data.held_out))
+    users = HeldOutUsers(np.arange(data.fold_in.shape[0]), data.fold_in, data.held_out)
+    split = Split("liang", 0, cfg.seed, np.arange(data.n_movies), data.train,
+                  np.arange(data.train.shape[0]), validation=users, test=users)
     embeddings = None if approach is None else random_embeddings(data.n_movies, 3, seed=cfg.seed)
     train_ds = pipeline.padded_batches(data.train, cfg.batch_size, seed=cfg.seed)
     shallow = {}
