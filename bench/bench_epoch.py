@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, when r
 import keras  # noqa: E402
 from synthetic_clicks import LIANG_MOVIES, LIANG_USERS, fold_in_split, liang_like_clicks  # noqa: E402
 
-from hvae_tf import recipes  # noqa: E402
+from hvae_tf import allocator, recipes  # noqa: E402
 from hvae_tf.baselines.ease import logit_start  # noqa: E402
 from hvae_tf.config import RECIPES, TrainConfig  # noqa: E402
 from hvae_tf.data import pipeline  # noqa: E402
@@ -178,10 +178,11 @@ def load_data(path: Path) -> Data:
 
 def reference_epochs(data_file: Path, epochs: int, folder: Path) -> list[float]:
     """The reference in a process of its own: TF1 behaviour is process-wide (and so is
-    train.py's op determinism, which the notebook does not use)."""
+    train.py's op determinism, which the notebook does not use), and so is the CPU allocator, which
+    stays TensorFlow's default there, as the notebook runs."""
     out = subprocess.run([sys.executable, __file__, "--reference", str(data_file), "--epochs", str(epochs),
                           "--folder", str(folder)], capture_output=True, text=True, check=True,
-                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", allocator.VARIABLE: "false"})
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

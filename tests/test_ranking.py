@@ -220,3 +220,40 @@ def test_two_level_top_k_gives_tf_top_k_lists(scores_kind):
     np.testing.assert_array_equal(ranking.top_k_indices(tf.constant(scores), k).numpy(), expected)
     compiled = tf.function(lambda s: ranking.top_k_indices(s, k))
     np.testing.assert_array_equal(compiled(tf.constant(scores)).numpy(), expected)
+
+
+@pytest.mark.parametrize("scores_kind", ["continuous", "tied"])
+def test_two_level_top_k_leaves_out_clicked_movies_as_a_masked_copy_would(scores_kind):
+    """The clicked movies travel as bits per group: whole groups clicked (the best ones among them),
+    clicks in the short last group, a row with fewer unclicked movies than k, a row with none
+    clicked, and a movie given twice."""
+    k, group = 7, ranking.TOP_K_GROUP
+    n_movies = group * ranking.TWO_LEVEL_FROM_GROUPS_PER_K * k + 13
+    rng = np.random.default_rng(11)
+    if scores_kind == "tied":
+        scores = rng.integers(0, 4, size=(30, n_movies)).astype(np.float32)
+    else:
+        scores = rng.normal(size=(30, n_movies)).astype(np.float32)
+    clicked = rng.random(scores.shape) < 0.3
+    clicked[0, np.argmax(scores[0, :-13]) // group * group + np.arange(group)] = True  # the best full group
+    clicked[1, : 3 * group] = True
+    clicked[2, -13:] = True
+    clicked[3, 4:] = True
+    clicked[4] = False
+    clicked[5, np.argsort(-scores[5], kind="stable")[: 3 * k]] = True
+    expected = tf.math.top_k(np.where(clicked, -np.inf, scores), k, sorted=True).indices.numpy()
+
+    rows, movies = np.nonzero(clicked)
+    repeated = (tf.constant(np.r_[rows, rows[:5]]), tf.constant(np.r_[movies, movies[:5]]))
+    np.testing.assert_array_equal(ranking.top_k_indices(tf.constant(scores), k, clicked=repeated).numpy(), expected)
+    none = (tf.zeros([0], tf.int64), tf.zeros([0], tf.int64))
+    np.testing.assert_array_equal(ranking.top_k_indices(tf.constant(scores), k, clicked=none).numpy(),
+                                  tf.math.top_k(scores, k, sorted=True).indices.numpy())
+    fold_in = sp.csr_matrix(clicked.astype(np.float32))
+    np.testing.assert_array_equal(ranking.rank_top_k(scores, k, exclude=fold_in), expected)
+
+    def scorer(indices):  # every row's scores, whatever the fold-in: the test gives all rows at once
+        return tf.constant(scores)
+
+    padded = tf.constant(ranking.padded_indices(fold_in))
+    np.testing.assert_array_equal(ranking.compiled_top_k(scorer, k)(padded).numpy(), expected)

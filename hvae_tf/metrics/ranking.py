@@ -30,13 +30,10 @@ import tensorflow as tf
 def rank_top_k(scores, k: int, exclude: sp.csr_matrix | None = None) -> np.ndarray:
     """Indices of the k best movies per row; `exclude`d movies (the fold-in) are never ranked."""
     scores = tf.convert_to_tensor(scores, tf.float32)
-    if exclude is not None and exclude.nnz:
-        coo = exclude.tocoo()
-        positions = np.stack([coo.row, coo.col], axis=1).astype(np.int64)
-        scores = tf.tensor_scatter_nd_update(
-            scores, positions, tf.fill([len(positions)], tf.constant(-np.inf, tf.float32))
-        )
-    return top_k_indices(scores, k).numpy()
+    if exclude is None or not exclude.nnz:
+        return top_k_indices(scores, k).numpy()
+    coo = exclude.tocoo()
+    return top_k_indices(scores, k, clicked=(tf.constant(coo.row, tf.int64), tf.constant(coo.col, tf.int64))).numpy()
 
 
 def _hits(top: np.ndarray, held_out: sp.csr_matrix) -> np.ndarray:
@@ -238,40 +235,30 @@ def _compile(score_fn_ref: Callable[[], Callable | None], depth: int, mask_input
         if score_fn is None:
             raise ReferenceError("the scorer this ranking function was compiled for no longer exists")
         scores = tf.cast(score_fn(indices), tf.float32)
-        if mask_inputs:
-            scores = mask_clicked(scores, indices)
-        return top_k_indices(scores, depth)
+        if not mask_inputs:
+            return top_k_indices(scores, depth)
+        return top_k_indices(scores, depth, clicked=clicked_positions(indices))
 
     return ranked
 
 
-def mask_clicked(scores: tf.Tensor, indices: tf.Tensor) -> tf.Tensor:
-    """`scores` [batch, n_movies] with each row's movies in padded `indices` (-1 = padding) at -inf."""
+def clicked_positions(indices: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """The (row, movie) pairs of padded int64 `indices` (-1 = padding), as two int64 vectors."""
     indices = tf.cast(indices, tf.int64)
     positions = tf.where(indices >= 0)
-    movies = tf.gather_nd(indices, positions)
-    updates = tf.fill(tf.shape(movies), tf.constant(-np.inf, scores.dtype))
-    return tf.tensor_scatter_nd_update(scores, tf.stack([positions[:, 0], movies], axis=1), updates)
+    return positions[:, 0], tf.gather_nd(indices, positions)
 
 
-# Movies per group of the two-level top-k, and from how many groups per wanted movie it is taken.
+# Movies per group of the two-level top-k (at most 64: a group's clicked movies are the bits of one
+# int64), and from how many groups per wanted movie it is taken.
 TOP_K_GROUP = 32
 TWO_LEVEL_FROM_GROUPS_PER_K = 4
 
 
-@tf.function(jit_compile=True)
-def _group_maxima(scores: tf.Tensor) -> tf.Tensor:
-    """Each row's maximum per group of TOP_K_GROUP columns, the last group padded with -inf: one
-    pass over the scores under XLA, where plain TF ops would first write a padded copy of them."""
-    n_groups = -(-scores.shape[1] // TOP_K_GROUP)
-    padded = tf.pad(scores, [[0, 0], [0, n_groups * TOP_K_GROUP - scores.shape[1]]],
-                    constant_values=float("-inf"))
-    return tf.reduce_max(tf.reshape(padded, (-1, n_groups, TOP_K_GROUP)), axis=2)
-
-
-def top_k_indices(scores: tf.Tensor, k: int) -> tf.Tensor:
+def top_k_indices(scores: tf.Tensor, k: int, clicked: tuple[tf.Tensor, tf.Tensor] | None = None) -> tf.Tensor:
     """Column indices [batch, min(k, n_movies)] (int32) of each row's best scores, best first, ties
-    to the lower index: exactly tf.math.top_k's lists.
+    to the lower index, leaving out the `clicked` (rows, movies) int64 pairs: exactly tf.math.top_k's
+    lists on the scores with those entries at -inf.
 
     On large catalogues in two levels, because tf.math.top_k on a CPU costs several times a pass over
     the scores: the k best groups of TOP_K_GROUP movies by their maximum (ties to the lower group),
@@ -279,17 +266,61 @@ def top_k_indices(scores: tf.Tensor, k: int) -> tf.Tensor:
     Exact: a movie of a left-out group g that made the list would score t, the k-th chosen group's
     maximum, and every chosen group with maximum t lies before g and holds a movie scoring t, which
     outranks it; there are at least as many of those as the list has places for scores of t.
+    There the clicked movies are bits of one integer per group, applied where the scores are read,
+    so no masked copy of the [batch, n_movies] scores is written.
     """
     n_movies = scores.shape[1]
     k = tf.minimum(k, tf.shape(scores)[1]) if n_movies is None else min(k, int(n_movies))
     n_groups = None if n_movies is None else -(-int(n_movies) // TOP_K_GROUP)
     if n_groups is None or n_groups < TWO_LEVEL_FROM_GROUPS_PER_K * k:
+        if clicked is not None:
+            scores = _masked(scores, *clicked)
         return tf.math.top_k(scores, k, sorted=True).indices
-    chosen = tf.sort(tf.math.top_k(_group_maxima(scores), k).indices, axis=1)
+    bits = _clicked_bits(tf.shape(scores)[0], int(n_movies), n_groups, clicked)
+    chosen = tf.sort(tf.math.top_k(_group_maxima(scores, bits), k).indices, axis=1)
+    best = tf.math.top_k(_group_members(scores, bits, chosen), k, sorted=True)
     columns = tf.reshape(chosen[:, :, None] * TOP_K_GROUP + tf.range(TOP_K_GROUP)[None, None, :],
                          (-1, k * TOP_K_GROUP))
-    members = tf.where(columns < n_movies,
-                       tf.gather(scores, tf.minimum(columns, n_movies - 1), batch_dims=1),
-                       tf.constant(-np.inf, scores.dtype))
-    best = tf.math.top_k(members, k, sorted=True)
     return tf.gather(columns, best.indices, batch_dims=1)
+
+
+def _masked(scores: tf.Tensor, rows: tf.Tensor, movies: tf.Tensor) -> tf.Tensor:
+    updates = tf.fill(tf.shape(movies), tf.constant(-np.inf, scores.dtype))
+    return tf.tensor_scatter_nd_update(scores, tf.stack([rows, movies], axis=1), updates)
+
+
+def _clicked_bits(n_rows, n_movies: int, n_groups: int, clicked) -> tf.Tensor:
+    """int64 [rows, groups]: bit j of a group's entry is set when its j-th movie is clicked."""
+    if clicked is None:
+        return tf.zeros(tf.stack([n_rows, n_groups]), tf.int64)
+    keys = tf.sort(clicked[0] * n_movies + clicked[1])
+    first = keys != tf.concat([[-1], keys], axis=0)[:-1]  # a movie given twice would add its bit twice
+    rows, movies = keys // n_movies, keys % n_movies
+    bits = tf.where(first, tf.bitwise.left_shift(tf.ones_like(movies), movies % TOP_K_GROUP), 0)
+    n_cells = tf.cast(n_rows, tf.int64) * n_groups
+    flat = tf.math.unsorted_segment_sum(bits, rows * n_groups + movies // TOP_K_GROUP, n_cells)
+    return tf.reshape(flat, tf.stack([n_rows, n_groups]))
+
+
+def _grouped(scores: tf.Tensor, clicked_bits: tf.Tensor) -> tf.Tensor:
+    """[batch, groups, TOP_K_GROUP] scores, clicked movies and the last group's padding at -inf."""
+    n_groups = clicked_bits.shape[1]
+    padded = tf.pad(scores, [[0, 0], [0, n_groups * TOP_K_GROUP - scores.shape[1]]],
+                    constant_values=float("-inf"))
+    grouped = tf.reshape(padded, (-1, n_groups, TOP_K_GROUP))
+    member_bits = tf.bitwise.right_shift(clicked_bits[:, :, None], tf.range(TOP_K_GROUP, dtype=tf.int64))
+    return tf.where(tf.bitwise.bitwise_and(member_bits, 1) != 0, tf.constant(-np.inf, scores.dtype), grouped)
+
+
+# Both under XLA, which fuses the padding, the mask and the reduction or gather into one pass over
+# the scores, where plain TF ops would first write a padded, masked copy of them.
+@tf.function(jit_compile=True)
+def _group_maxima(scores: tf.Tensor, clicked_bits: tf.Tensor) -> tf.Tensor:
+    return tf.reduce_max(_grouped(scores, clicked_bits), axis=2)
+
+
+@tf.function(jit_compile=True)
+def _group_members(scores: tf.Tensor, clicked_bits: tf.Tensor, chosen: tf.Tensor) -> tf.Tensor:
+    """[batch, k * TOP_K_GROUP]: the `chosen` groups' scores in column order."""
+    members = tf.gather(_grouped(scores, clicked_bits), chosen, batch_dims=1)
+    return tf.reshape(members, (tf.shape(chosen)[0], -1))
