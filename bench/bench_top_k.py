@@ -6,9 +6,9 @@ scores in the same process, with each user's fold-in left out (as Eval 2 ranks) 
 
 Whether the two levels pay off depends on the CPU: tf.math.top_k's per-row scan against the two
 levels' one vectorised pass for the group maxima plus two small top_k calls. With the fold-in, the
-reference is what the package did before: write -inf over the fold-in in a copy of the scores
-(tensor_scatter_nd_update), then top_k; the package passes the fold-in to the two levels as bits
-per group instead. The scores are normal draws, the fold-in that of held-out users drawn with
+reference writes -inf over it in a copy of the scores (tensor_scatter_nd_update, as the package
+did before), then calls top_k; the package passes the fold-in to the two levels as bits per group
+instead. The scores are normal draws, the fold-in that of held-out users drawn with
 ML-20M-after-Liang statistics (bench/synthetic_clicks.py); all functions run under tf.function,
 in interleaved rounds (the fastest and the median count), and each pair's lists are checked equal
 first.
