@@ -146,5 +146,5 @@ def test_bench_epoch_times_ours_part_by_part_beside_the_reference(shared_data):
     assert ratio == pytest.approx(float(ours.group(2)), abs=0.01)
     for part in ("training pass", "RankingMetrics", "BestCheckpoint"):
         assert part in ours.group(3)
-    written = re.search(rf"at the end: Standard-VAE ({NUMBER}) s a write", out)
+    written = re.search(rf"fastest of the rounds: Standard-VAE ({NUMBER}) s", out)
     assert written and float(written.group(1)) > 0, out[-1000:]
