@@ -91,5 +91,6 @@ def main(argv=None) -> int:
               f"median {np.median(package) / np.median(reference):.2f}")
     return 0
 
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -29,11 +29,11 @@ import tensorflow as tf
 
 def rank_top_k(scores, k: int, exclude: sp.csr_matrix | None = None) -> np.ndarray:
     """Indices of the k best movies per row; `exclude`d movies (the fold-in) are never ranked."""
-    scores = tf.convert_to_tensor(scores, tf.float32)
-    if exclude is None or not exclude.nnz:
-        return top_k_indices(scores, k).numpy()
-    coo = exclude.tocoo()
-    return top_k_indices(scores, k, clicked=(tf.constant(coo.row, tf.int64), tf.constant(coo.col, tf.int64))).numpy()
+    clicked = None
+    if exclude is not None and exclude.nnz:
+        coo = exclude.tocoo()
+        clicked = (tf.constant(coo.row, tf.int64), tf.constant(coo.col, tf.int64))
+    return top_k_indices(tf.convert_to_tensor(scores, tf.float32), k, clicked=clicked).numpy()
 
 
 def _hits(top: np.ndarray, held_out: sp.csr_matrix) -> np.ndarray:
@@ -235,9 +235,7 @@ def _compile(score_fn_ref: Callable[[], Callable | None], depth: int, mask_input
         if score_fn is None:
             raise ReferenceError("the scorer this ranking function was compiled for no longer exists")
         scores = tf.cast(score_fn(indices), tf.float32)
-        if not mask_inputs:
-            return top_k_indices(scores, depth)
-        return top_k_indices(scores, depth, clicked=clicked_positions(indices))
+        return top_k_indices(scores, depth, clicked=clicked_positions(indices) if mask_inputs else None)
 
     return ranked
 
