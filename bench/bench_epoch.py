@@ -39,7 +39,6 @@ import keras  # noqa: E402
 from synthetic_clicks import LIANG_MOVIES, LIANG_USERS, fold_in_split, liang_like_clicks  # noqa: E402
 
 from hvae_tf import allocator, recipes  # noqa: E402
-from hvae_tf.baselines.ease import logit_start  # noqa: E402
 from hvae_tf.config import RECIPES, TrainConfig  # noqa: E402
 from hvae_tf.data import pipeline  # noqa: E402
 from hvae_tf.data.protocols import HeldOutUsers, Split  # noqa: E402
@@ -284,11 +283,8 @@ def our_epochs(data: Data, kind: str, epochs: int, folder: Path,
                   np.arange(data.train.shape[0]), validation=users, test=users)
     embeddings = None if approach is None else random_embeddings(data.n_movies, 3, seed=cfg.seed)
     train_ds = pipeline.padded_batches(data.train, cfg.batch_size, seed=cfg.seed)
-    shallow = {}
-    if cfg.shallow == "ease":
-        weights, bias = logit_start(data.train, cfg.shallow_init_l2, seed=cfg.seed)
-        shallow = {"shallow_weights": weights, "shallow_bias": bias}
-    model = build_model(data.n_movies, embeddings, train_clicks=data.train, **shallow, **cfg.part("model"))
+    model = build_model(data.n_movies, embeddings, train_clicks=data.train,
+                        **training.shallow_start(cfg, data.train), **cfg.part("model"))
     model.compile(optimizer=FusedAdam(cfg.lr), jit_compile=False)
     model(next(iter(train_ds)))
     clock = EpochClock()

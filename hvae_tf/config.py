@@ -41,7 +41,7 @@ PROTOCOLS = ("paper", "liang")
 SCHEMES = ("Eval 1", "Eval 2")
 HELD_OUT_SPLITS = ("test", "validation")  # the held-out users an evaluation scores
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
-RECIPES = ("auto", "mult-vae", "recvae", "vasp")
+RECIPES = ("auto", "mult-vae", "recvae", "vasp", "vasp-edlae")
 ARCHITECTURES = ("mult-vae", "recvae")
 PRIORS = ("standard", "composite")
 SHALLOW_PATHS = ("none", "ease", "zeros")
@@ -177,8 +177,14 @@ class TrainConfig:
                                           "share of the learning rate, so that a start from EASE "
                                           "is refined, not washed out (from the recipe)", type=float,
                                           rule=SHARE)
-    shallow_init_l2: float = setting(500.0, "fit", "EASE's L2 for the shallow path's start",
-                                     rule=POSITIVE)
+    shallow_init_l2: float | None = setting(None, "fit", "EASE's L2 for the shallow path's start "
+                                            "(from the recipe)", type=float, rule=POSITIVE)
+    shallow_init_dropout: float | None = setting(None, "fit", "EDLAE's dropout for the shallow "
+                                                 "path's start (Steck 2020): the closed form of a "
+                                                 "linear autoencoder trained with that input "
+                                                 "dropout, which penalises popular movies' weights "
+                                                 "more; 0: EASE (from the recipe)", type=float,
+                                                 rule=RATE)
     hidden_dim: int = setting(600, "model", rule=AT_LEAST_1)
     activation: str | None = setting(None, "model", "the hidden layers' activation (Mult-VAE's: "
                                      "tanh; RecVAE's: swish; from the recipe)", type=str,
@@ -259,6 +265,9 @@ class TrainConfig:
         saved.setdefault("recipe", "mult-vae")
         # Saved before the sharing hybrid had free dropout: it trained with none.
         saved.setdefault("free_dropout", 0.0)
+        # Saved before recipes chose the shallow path's start: it was EASE with L2 500.
+        saved.setdefault("shallow_init_l2", 500.0)
+        saved.setdefault("shallow_init_dropout", 0.0)
         return cls(**{k: v for k, v in saved.items() if k in known})
 
     def differences(self, other: "TrainConfig") -> dict[str, tuple]:

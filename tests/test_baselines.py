@@ -1,10 +1,11 @@
-"""Popularity, EASE and content kNN: closed forms against plain numpy, ranking on known structure, tuning."""
+"""Popularity, EASE, EDLAE and content kNN: closed forms against plain numpy, ranking on known
+structure, tuning."""
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from hvae_tf.baselines import EASE, ContentKNN, Popularity
+from hvae_tf.baselines import EASE, EDLAE, ContentKNN, Popularity
 from hvae_tf.baselines.ease import clicks_from_padded
 from hvae_tf.metrics import ranking
 
@@ -54,6 +55,37 @@ def test_ease_equals_the_dense_closed_form(dtype, tol):
     users = random_clicks(rng, 6, 15, 0.2)
     np.testing.assert_allclose(model.scores(ranking.padded_indices(users)), users.toarray() @ want,
                                atol=tol * 10)
+
+
+def test_edlae_is_the_column_by_column_ridge_fit_with_its_popularity_penalty():
+    """Each column j of EDLAE's B, with B_jj = 0, solves min ||X_j - X B_j||^2 + sum_i w_i B_ij^2,
+    w_i = l2 + p / (1 - p) (X^T X)_ii: Steck's (2020) expected loss under input dropout p."""
+    rng = np.random.default_rng(11)
+    train = random_clicks(rng, 50, 12, 0.3)
+    dense = train.toarray().astype(np.float64)
+    l2, dropout = 3.0, 0.4
+    weights = l2 + dropout / (1 - dropout) * np.diag(dense.T @ dense)
+    model = EDLAE(l2, dropout=dropout).fit(train)
+    for j in range(12):
+        others = np.delete(np.arange(12), j)
+        x = dense[:, others]
+        column = np.linalg.solve(x.T @ x + np.diag(weights[others]), x.T @ dense[:, j])
+        np.testing.assert_allclose(model.weights[others, j], column, atol=1e-10)
+    assert np.all(np.diagonal(model.weights) == 0)
+    assert not np.allclose(model.weights, EASE(l2).fit(train).weights, atol=1e-3)
+
+
+def test_edlae_tuning_searches_l2_and_dropout_on_validation_users():
+    rng = np.random.default_rng(12)
+    weights = [3, 2, 1, 1]
+    train, _, _ = block_clicks(rng, 300, 20, weights, noise=0.05)
+    fold_in, held_out = split_rows(block_clicks(rng, 80, 20, weights, noise=0.05)[0], rng)
+    model, table = EDLAE.tuned(train, fold_in, held_out, grid=(1.0, 100.0), dropouts=(0.2, 0.6))
+    assert set(table) == {(1.0, 0.2), (100.0, 0.2), (1.0, 0.6), (100.0, 0.6)}
+    assert table[(model.l2, model.dropout)] == max(table.values())
+    np.testing.assert_allclose(model.weights, EDLAE(model.l2, dropout=model.dropout).fit(train).weights)
+    with pytest.raises(ValueError, match=r"EDLAE's dropout must be in \(0, 1\)"):
+        EDLAE(1.0, dropout=0.0)
 
 
 def test_ease_ranks_the_users_own_block_first():
@@ -203,3 +235,19 @@ def test_content_knn_ranks_a_movie_nobody_clicked_by_its_features():
     assert scores[0, 9] > scores[1, 9] and scores[1, 19] > scores[0, 19]
     with pytest.raises(ValueError, match="neighbours >= 1"):
         ContentKNN(0)
+
+
+def test_a_runs_shallow_start_is_the_closed_form_its_recipe_names():
+    from hvae_tf import recipes
+    from hvae_tf.config import TrainConfig
+    from hvae_tf.training.run import shallow_start
+
+    rng = np.random.default_rng(13)
+    train = sp.csr_matrix((rng.random((300, 40)) < 0.15).astype(np.float32))
+    for recipe, closed in (("vasp", EASE(500.0)), ("vasp-edlae", EDLAE(300.0, dropout=0.5))):
+        cfg = recipes.resolve(TrainConfig(recipe=recipe, features="none"), 300, 40).config
+        weights = shallow_start(cfg, train)["shallow_weights"]
+        target = closed.fit(train).weights
+        scale = weights[target != 0] / target[target != 0]
+        assert np.allclose(scale, scale[0], rtol=1e-4) and scale[0] > 0, recipe
+    assert shallow_start(recipes.resolve(TrainConfig(recipe="recvae"), 300, 40).config, train) == {}

@@ -32,7 +32,9 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 COMPARE_LINE = re.compile(
     r"^(?P<scheme>Eval \d) (?P<metric>\S+): mean difference \(second - first\) "
     r"(?P<difference>[+-]\d+\.\d{4}) over (?P<users>[\d,]+) users; "
-    r"paired t p=(?P<p_t>\S+), Wilcoxon p=(?P<p_w>\S+)$")
+    r"paired t p=(?P<p_t>[^\s;]+), Wilcoxon p=(?P<p_w>[^\s;]+)"
+    r"(; over users and (?P<movies>[\d,]+) movies \(two-way bootstrap\) p=(?P<p_movies>\S+), "
+    r"95% interval \[(?P<low>\S+), (?P<high>\S+)\])?$")
 MEAN_STD = re.compile(r"^(\d+\.\d{4}) ± (\d+\.\d{4})( \*)?$")
 
 
@@ -111,6 +113,11 @@ def test_compare_prints_a_difference_and_p_values_per_scheme_and_metric(tiny_run
     segment_lines = {key for key in lines if ":" in key[1]}
     assert {("Eval 2", "tail:recall@50"), ("Eval 2", "light-users:ndcg@100")} <= segment_lines, printed
     assert all(scheme == "Eval 2" for scheme, _ in segment_lines)  # Eval 1's targets are its inputs
+    # The movie segments add the bootstrap over users and movies; the others and all clicks do not.
+    assert {key for key, m in lines.items() if m["p_movies"]} == {
+        key for key in segment_lines if key[1].split(":")[0] in ("tail", "new", "new-vs-new")}
+    tail = lines[("Eval 2", "tail:recall@50")]
+    assert float(tail["low"]) <= float(tail["difference"]) <= float(tail["high"]), tail.group(0)
     lines = {key: match for key, match in lines.items() if key not in segment_lines}
     assert sorted(lines) == sorted(MEASURES), printed
     summaries = [json.loads((r / "eval" / "test" / "summary.json").read_text())["schemes"]
@@ -132,8 +139,9 @@ def test_compare_prints_a_difference_and_p_values_per_scheme_and_metric(tiny_run
 
 def test_grid_over_two_folds_writes_table2_with_mean_and_std_of_each_model(generated_data_dir,
                                                                            tmp_path):
-    """`evaluate.py grid` on one feature set and approach: Standard-VAE, H-VAE random, Popularity
-    and EASE on folds 0 and 1; Table 2's cells are mean ± std over the folds of the evaluations."""
+    """`evaluate.py grid` on one feature set and approach: Standard-VAE, H-VAE random, Popularity,
+    EASE and EDLAE on folds 0 and 1; Table 2's cells are mean ± std over the folds of the
+    evaluations."""
     from hvae_tf.config import parse_args
 
     out = tmp_path / "grid"
@@ -143,7 +151,7 @@ def test_grid_over_two_folds_writes_table2_with_mean_and_std_of_each_model(gener
     assert (out / "table2.md").is_file() and (out / "table2.csv").is_file()
     assert not (out / "table1.md").exists()  # approach 1 vs 2 needs both approaches
 
-    models = ("Standard-VAE", "H-VAE random", "Popularity", "EASE")
+    models = ("Standard-VAE", "H-VAE random", "Popularity", "EASE", "EDLAE")
     records = json.loads((out / "records.json").read_text())
     plain = [r for r in records if ":" not in r["metric"]]  # the segment metrics come beside them
     assert len(plain) == len(models) * 2 * len(MEASURES)
@@ -163,6 +171,9 @@ def test_grid_over_two_folds_writes_table2_with_mean_and_std_of_each_model(gener
             assert r["p_t"] is None and r["p_w"] is None
         elif r in plain:  # a segment too small to test has no p-values
             assert 0 <= r["p_t"] <= 1 and 0 <= r["p_w"] <= 1, r
+        over_movies = r["metric"].startswith("tail:") and r["p_t"] is not None
+        assert (r["p_movies"] is not None) == over_movies, r  # only the movie segments have it
+        assert r["p_movies"] is None or 0 < r["p_movies"] <= 1, r
     folds_differ = [np.std([r["value"] for r in records if (r["model"], r["scheme"], r["metric"])
                             == (m, s, metric)]) > 0 for m in models for s, metric in MEASURES]
     assert any(folds_differ), "folds 0 and 1 gave identical numbers: are they the same split?"
@@ -206,8 +217,8 @@ def test_grid_of_recipes_tests_every_model_against_ease(generated_data_dir, tmp_
     runs = sorted(p.name for p in (out / "runs").iterdir())
     assert len(runs) == 4 and sum("recvae" in r for r in runs) == 2  # each recipe: none and genre
     values, p_values = markdown_tables((out / "table_vs_ease.md").read_text())
-    assert values[0] == ["measure", "Standard-VAE", "Popularity", "EASE"]
-    assert p_values[0] == ["measure", "Standard-VAE", "Popularity"]
+    assert values[0] == ["measure", "Standard-VAE", "Popularity", "EASE", "EDLAE"]
+    assert p_values[0] == ["measure", "Standard-VAE", "Popularity", "EDLAE"]
     standard = next(r for r in runs if "-vae-mult-vae" in r)
     mine = load_per_user(harness.scheme_file(out / "runs" / standard / "eval" / "test", "Eval 2"))
     ease = load_per_user(harness.scheme_file(out / "baselines" / "fold0" / "EASE", "Eval 2"))
@@ -216,7 +227,7 @@ def test_grid_of_recipes_tests_every_model_against_ease(generated_data_dir, tmp_
     assert row[1] == f"{test.p_t:.2g} / {test.p_w:.2g}"
     recipes, _ = markdown_tables((out / "table_recipes.md").read_text())
     assert recipes[0] == ["measure", "Standard-VAE (mult-vae)", "H-VAE genre (mult-vae)",
-                          "Standard-VAE (recvae)", "H-VAE genre (recvae)", "Popularity", "EASE"]
+                          "Standard-VAE (recvae)", "H-VAE genre (recvae)", "Popularity", "EASE", "EDLAE"]
 
 
 def markdown_tables(text: str) -> list[list[list[str]]]:

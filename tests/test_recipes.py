@@ -55,7 +55,7 @@ def test_fitted_annealing_reaches_the_cap_at_a_share_of_the_planned_updates():
 
 
 def test_resolving_twice_changes_nothing_and_leaves_no_setting_unset():
-    for recipe in ("auto", "mult-vae", "recvae", "vasp"):
+    for recipe in recipes.RECIPE_SETTINGS | {"auto": None}:
         once = resolved(["--recipe", recipe]).config
         assert recipes.resolve(once, 4828, 3502).config == once
         assert None not in once.part("model").values()
@@ -116,3 +116,20 @@ def test_a_config_saved_before_recipes_existed_reads_as_the_papers_model():
     cfg = recipes.resolve(TrainConfig.from_json(json.dumps(old)), 4828, 3502).config
     assert cfg.recipe == "mult-vae"
     assert {k: getattr(cfg, k) for k in PAPER_MODEL} == PAPER_MODEL
+
+
+def test_vasp_edlae_is_vasp_with_the_edlae_start_and_a_run_saved_before_it_is_not_taken_for_it():
+    import json
+
+    vasp, edlae = (resolved(["--recipe", r]).config for r in ("vasp", "vasp-edlae"))
+    assert (vasp.shallow_init_dropout, edlae.shallow_init_dropout) == (0.0, 0.5)
+    assert {k: v for k, v in dataclasses.asdict(vasp).items() if not k.startswith(("shallow_init", "recipe"))} \
+        == {k: v for k, v in dataclasses.asdict(edlae).items() if not k.startswith(("shallow_init", "recipe"))}
+    # An "auto" run saved when auto meant vasp (EASE's start with L2 500) has neither field.
+    old = json.loads(TrainConfig().to_json())
+    del old["shallow_init_l2"], old["shallow_init_dropout"]
+    saved = TrainConfig.from_json(json.dumps(old))
+    assert (saved.shallow_init_l2, saved.shallow_init_dropout) == (500.0, 0.0)
+    assert set(TrainConfig().result_differences(saved)) == {"shallow_init_l2", "shallow_init_dropout"}
+    again = resolved(["--shallow-init-l2", "500", "--shallow-init-dropout", "0"]).config
+    assert (again.shallow_init_l2, again.shallow_init_dropout) == (500.0, 0.0)  # what it trained with

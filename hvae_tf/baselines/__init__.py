@@ -5,5 +5,5 @@ batch (-1 = padding) -> scores over all movies, the interface `metrics.ranking.s
 """
 
 from hvae_tf.baselines.content_knn import DEFAULT_NEIGHBOURS_GRID, ContentKNN  # noqa: F401
-from hvae_tf.baselines.ease import DEFAULT_L2_GRID, EASE  # noqa: F401
+from hvae_tf.baselines.ease import DEFAULT_DROPOUT_GRID, DEFAULT_EDLAE_L2_GRID, DEFAULT_L2_GRID, EASE, EDLAE  # noqa: F401
 from hvae_tf.baselines.popularity import Popularity  # noqa: F401

@@ -25,22 +25,27 @@ from hvae_tf.metrics import ranking
 log = logging.getLogger(__name__)
 
 DEFAULT_L2_GRID = (100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0)
+# EDLAE's grid: its popularity penalty carries most of the regularisation, so its l2 runs lower.
+DEFAULT_EDLAE_L2_GRID = (50.0, 100.0, 200.0, 500.0, 1000.0)
+DEFAULT_DROPOUT_GRID = (0.25, 0.5, 0.67)
 FLOAT64_MAX_MOVIES = 10_000
 
 
 class EASE:
-    """The closed-form item-item model; `l2` is the weight of its ridge penalty."""
+    """The closed-form item-item model; `l2` is the weight of its ridge penalty, `dropout` EDLAE's
+    (0: EASE itself; see closed_form)."""
 
     name = "EASE"
 
-    def __init__(self, l2: float = 500.0, dtype=None):
+    def __init__(self, l2: float = 500.0, dtype=None, dropout: float = 0.0):
         self.l2 = _checked_l2(l2)
         self.dtype = dtype
+        self.dropout = float(dropout)
         self.weights: np.ndarray | None = None
 
     def fit(self, train: sp.spmatrix) -> "EASE":
         gram = gram_matrix(train, self.dtype)
-        self.weights = closed_form(gram, self.l2)
+        self.weights = closed_form(gram, self.l2, self.dropout)
         return self
 
     def scores(self, indices: np.ndarray) -> np.ndarray:
@@ -62,12 +67,15 @@ class EASE:
         metric: str = "ndcg@100",
         dtype=None,
         batch_size: int = 1000,
-    ) -> tuple["EASE", dict[float, float]]:
-        """The model whose l2 maximises `metric` on the validation users (Eval 2), and l2 -> metric.
+        dropouts: Iterable[float] = (0.0,),
+    ) -> tuple["EASE", dict]:
+        """The model whose l2 (and EDLAE dropout) maximises `metric` on the validation users (Eval
+        2), and l2 -> metric (with several dropouts: (l2, dropout) -> metric).
 
         Only validation arrays are looked at, never test users. The Gram matrix is formed once and
-        reused for every l2; on a tie the earlier grid point wins.
+        reused for every setting; on a tie the earlier grid point wins.
         """
+        dropouts = [float(d) for d in dropouts]
         grid = [_checked_l2(l2) for l2 in grid]
         if not grid:
             raise ValueError("EASE.tuned needs at least one l2 value in grid")
@@ -79,10 +87,10 @@ class EASE:
                 raise ValueError(f"EASE.tuned: {name} must be a sparse validation users x {n_movies:,} "
                                  f"movies matrix over the train columns, got shape {getattr(matrix, 'shape', None)}")
         gram = gram_matrix(train, dtype)
-        best, table = None, {}
-        for l2 in grid:
-            candidate = cls(l2, dtype)
-            candidate.weights = closed_form(gram, l2)
+        best, table, best_value = None, {}, -math.inf
+        for l2, dropout in ((l2, d) for d in dropouts for l2 in grid):
+            candidate = cls(l2, dtype, dropout)
+            candidate.weights = closed_form(gram, l2, dropout)
             per_user = ranking.score_users(candidate.scores, validation_fold_in.tocsr(),
                                            validation_held_out.tocsr(), mask_inputs=True,
                                            recall_ks=recall_ks, ndcg_ks=ndcg_ks, batch_size=batch_size)
@@ -90,12 +98,26 @@ class EASE:
             if math.isnan(value):
                 raise ValueError("EASE.tuned: no validation user has held-out clicks, so l2 cannot "
                                  "be chosen; make the split with more clicks per held-out user")
-            table[l2] = value
-            log.info("EASE l2=%g validation %s=%.4f", l2, metric, value)
-            if best is None or value > table[best.l2]:
-                best = candidate
-        log.info("EASE chose l2=%g (validation %s=%.4f)", best.l2, metric, table[best.l2])
+            table[l2 if len(dropouts) == 1 else (l2, dropout)] = value
+            log.info("%s l2=%g dropout=%g validation %s=%.4f", cls.name, l2, dropout, metric, value)
+            if best is None or value > best_value:
+                best, best_value = candidate, value
+        log.info("%s chose l2=%g dropout=%g (validation %s=%.4f)", cls.name, best.l2, best.dropout,
+                 metric, best_value)
         return best, table
+
+
+class EDLAE(EASE):
+    """EASE with the emphasised-denoising penalty of Steck (2020): a linear autoencoder trained,
+    in closed form, as if a `dropout` share of each user's clicks were dropped; a stronger
+    item-item baseline than EASE on small catalogues."""
+
+    name = "EDLAE"
+
+    def __init__(self, l2: float = 200.0, dtype=None, dropout: float = 0.5):
+        super().__init__(l2, dtype, dropout)
+        if not 0.0 < self.dropout < 1.0:
+            raise ValueError(f"EDLAE's dropout must be in (0, 1) (0 is EASE), got {dropout!r}")
 
 
 def gram_matrix(train: sp.spmatrix, dtype=None) -> np.ndarray:
@@ -108,14 +130,20 @@ def gram_matrix(train: sp.spmatrix, dtype=None) -> np.ndarray:
     return (clicks.T @ clicks).astype(dtype).toarray()
 
 
-def closed_form(gram: np.ndarray, l2: float) -> np.ndarray:
-    """B = I - P / diag(P) with P = (gram + l2 I)^-1; `gram` is left unchanged.
+def closed_form(gram: np.ndarray, l2: float, dropout: float = 0.0) -> np.ndarray:
+    """B = I - P / diag(P) with P = (gram + l2 I + dropout / (1 - dropout) diag(gram))^-1;
+    `gram` is left unchanged. With `dropout` > 0 this is EDLAE (Steck 2020, "Autoencoders that
+    don't overfit towards the identity"): the expected loss of a linear autoencoder whose input
+    clicks are dropped at that rate, which penalises a popular movie's weights more.
 
-    G + l2 I is symmetric positive definite, so P comes from its Cholesky factor (LAPACK potrf +
-    potri: half the work of a general inverse, and in place, so only one array beside `gram`).
+    The penalised Gram matrix is symmetric positive definite, so P comes from its Cholesky factor
+    (LAPACK potrf + potri: half the work of a general inverse, and in place, so only one array
+    beside `gram`).
     """
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"EDLAE's dropout must be in [0, 1), got {dropout!r}")
     penalised = gram.copy()
-    penalised[np.diag_indices_from(penalised)] += _checked_l2(l2)
+    penalised[np.diag_indices_from(penalised)] += _checked_l2(l2) + dropout / (1.0 - dropout) * np.diagonal(gram)
     penalised = penalised.T  # the same matrix, now in the Fortran order LAPACK overwrites in place
     potrf, potri = scipy.linalg.get_lapack_funcs(("potrf", "potri"), (penalised,))
     factor, info = potrf(penalised, lower=False, overwrite_a=True, clean=False)
@@ -130,7 +158,8 @@ def closed_form(gram: np.ndarray, l2: float) -> np.ndarray:
     return weights
 
 
-def logit_start(train: sp.spmatrix, l2: float, users: int = 1000, seed: int = 0) -> tuple[np.ndarray, float]:
+def logit_start(train: sp.spmatrix, l2: float, users: int = 1000, seed: int = 0,
+                dropout: float = 0.0) -> tuple[np.ndarray, float]:
     """EASE's weights as click logits: (a B, c) with a, c from a logistic fit of each (user, movie)
     click on its EASE score a x_u B_i + c, over a sample of training users.
 
@@ -138,7 +167,7 @@ def logit_start(train: sp.spmatrix, l2: float, users: int = 1000, seed: int = 0)
     movies. Scaled and shifted by the fitted a and c, s(a x_u B + c) is EASE's own click
     probability, so a path started there ranks as EASE does from the first step.
     """
-    weights = closed_form(gram_matrix(train), l2)
+    weights = closed_form(gram_matrix(train), l2, dropout)
     rng = np.random.default_rng(seed)
     sample = sp.csr_matrix(train)[np.sort(rng.choice(train.shape[0], min(users, train.shape[0]), replace=False))]
     scores = np.asarray(sample @ weights, dtype=np.float64).ravel()

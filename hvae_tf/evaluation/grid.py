@@ -15,7 +15,16 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from hvae_tf.baselines import DEFAULT_L2_GRID, DEFAULT_NEIGHBOURS_GRID, EASE, ContentKNN, Popularity
+from hvae_tf.baselines import (
+    DEFAULT_DROPOUT_GRID,
+    DEFAULT_EDLAE_L2_GRID,
+    DEFAULT_L2_GRID,
+    DEFAULT_NEIGHBOURS_GRID,
+    EASE,
+    EDLAE,
+    ContentKNN,
+    Popularity,
+)
 from hvae_tf.config import (
     CONTENT_FEATURES,
     HYBRID_FEATURES,
@@ -27,7 +36,7 @@ from hvae_tf.config import (
 from hvae_tf.data import prepare
 from hvae_tf.embeddings import feature_matrix
 from hvae_tf.evaluation import harness
-from hvae_tf.evaluation.significance import compare_where_possible, load_per_user
+from hvae_tf.evaluation.significance import compare_where_possible, load_per_user, movie_level_test
 from hvae_tf.evaluation.tables import (
     BASELINES,
     STANDARD_VAE,
@@ -89,7 +98,8 @@ def run_cell(base: TrainConfig, out: Path, fold: int, features: str, approach: i
 
 
 def baseline_folders(base: TrainConfig, out: Path, fold: int, content=()) -> dict[str, Path]:
-    """Popularity, EASE (L2 weight chosen on validation users) and content kNN on each of the
+    """Popularity, EASE (L2 weight chosen on validation users), EDLAE (L2 and dropout likewise) and
+    content kNN on each of the
     `content` feature sets (neighbours chosen on validation users) on the fold's test users."""
     cfg = dataclasses.replace(base, fold=fold)
     data, split = prepare.prepare(cfg, verbose=False)
@@ -105,13 +115,20 @@ def baseline_folders(base: TrainConfig, out: Path, fold: int, content=()) -> dic
             harness.evaluate_scorer(model.scores, split, "test", folder, key,
                                     metadata={"model": name, "fold": fold, **chosen})
 
-    def ease():
-        model, table = EASE.tuned(split.train, split.validation.fold_in, split.validation.held_out,
-                                  grid=DEFAULT_L2_GRID)
-        return model, {"l2": model.l2, "validation_ndcg@100": {str(k): v for k, v in table.items()}}
+    def closed_form(cls, grid, dropouts):
+        def fit():
+            model, table = cls.tuned(split.train, split.validation.fold_in, split.validation.held_out,
+                                     grid=grid, dropouts=dropouts)
+            return model, {"l2": model.l2, "dropout": model.dropout,
+                           "validation_ndcg@100": {str(k): v for k, v in table.items()}}
+        return fit
 
     evaluated("Popularity", {"baseline": "Popularity"}, lambda: (Popularity().fit(split.train), {}))
-    evaluated("EASE", {"baseline": "EASE", "l2_grid": list(DEFAULT_L2_GRID)}, ease)
+    evaluated("EASE", {"baseline": "EASE", "l2_grid": list(DEFAULT_L2_GRID)},
+              closed_form(EASE, DEFAULT_L2_GRID, (0.0,)))
+    evaluated("EDLAE", {"baseline": "EDLAE", "l2_grid": list(DEFAULT_EDLAE_L2_GRID),
+                        "dropout_grid": list(DEFAULT_DROPOUT_GRID)},
+              closed_form(EDLAE, DEFAULT_EDLAE_L2_GRID, DEFAULT_DROPOUT_GRID))
     for features in content:
         matrix = feature_matrix(dataclasses.replace(cfg, features=features), data, split)
 
@@ -126,8 +143,9 @@ def baseline_folders(base: TrainConfig, out: Path, fold: int, content=()) -> dic
     return folders
 
 
-def collect(folders: dict[tuple[str, int], Path], reference=STANDARD_VAE) -> list[Result]:
-    """Result records from evaluation folders, with paired tests against the reference per fold."""
+def collect(folders: dict[tuple[str, int], Path], reference=STANDARD_VAE, over_movies: bool = True) -> list[Result]:
+    """Result records from evaluation folders, with paired tests against the reference per fold,
+    and on the movie segments (`over_movies`) the two-way bootstrap over users and movies."""
     records = []
     for (label, fold), folder in folders.items():
         for scheme in SCHEMES:
@@ -137,8 +155,10 @@ def collect(folders: dict[tuple[str, int], Path], reference=STANDARD_VAE) -> lis
             for metric in mine.metrics:
                 values = mine.metrics[metric]
                 test = compare_where_possible(mine, ref, metric) if ref is not None else None
+                both_ways = movie_level_test(mine, ref, metric) if test and over_movies else None
                 records.append(Result(label, scheme, fold, metric, float(np.nanmean(values)),
-                                      test.p_t if test else None, test.p_w if test else None))
+                                      test.p_t if test else None, test.p_w if test else None,
+                                      both_ways.p if both_ways else None))
     return records
 
 
@@ -184,7 +204,7 @@ def run_grid(base: TrainConfig, out: str | Path, folds=(0, 1, 2), feature_sets=H
             if (recipe, features, approach) in recipe_cells:
                 by_recipe[(recipe_label(recipe, features), fold)] = folder
         done += 1
-        print(f"[grid {done}/{total}] fold {fold}: Popularity, EASE"
+        print(f"[grid {done}/{total}] fold {fold}: Popularity, EASE, EDLAE"
               + "".join(f", {knn_label(f)}" for f in content), flush=True)
         for name, folder in baseline_folders(base, out, fold, content).items():
             folders[(name, fold)] = folder
@@ -196,7 +216,7 @@ def run_grid(base: TrainConfig, out: str | Path, folds=(0, 1, 2), feature_sets=H
         tables.append(("table1", table1(records, [f for f in feature_sets
                                                    if any(c[0] == f for c in cells)])))
     # The claim a user checks first: does the VAE beat the closed-form baseline, fold by fold?
-    against_ease = collect(folders, reference="EASE")
+    against_ease = collect(folders, reference="EASE", over_movies=False)  # its tables: all clicks
     knns = [knn_label(f) for f in content]
     models = [label for label in dict.fromkeys(label for label, _ in folders)
               if label not in (*BASELINES, *knns)]
@@ -214,7 +234,7 @@ def run_grid(base: TrainConfig, out: str | Path, folds=(0, 1, 2), feature_sets=H
             collect(folders, reference=reference), [*own, reference], reference=reference,
             title=f"Where content matters: Eval 2 on test users, against {reference}")))
     if others:
-        tables.append(("table_recipes", recipe_table(collect(by_recipe, reference="EASE"),
+        tables.append(("table_recipes", recipe_table(collect(by_recipe, reference="EASE", over_movies=False),
                                                      [base.recipe, *others])))
     for stem, table in tables:
         md, csv = table.write(out / stem)

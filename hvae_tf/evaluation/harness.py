@@ -21,6 +21,7 @@ from hvae_tf.config import HELD_OUT_SPLITS, SCHEMES, TrainConfig
 from hvae_tf.data import prepare
 from hvae_tf.data.protocols import HeldOutUsers, Split
 from hvae_tf.evaluation import segments as segmenting
+from hvae_tf.evaluation.movie_level import ClickRanks
 from hvae_tf.evaluation.schemes import evaluate_scheme
 from hvae_tf.evaluation.significance import save_per_user
 from hvae_tf.io import file_digest, write_atomic
@@ -74,9 +75,11 @@ def evaluate_scorer(
     options = dict(masked=key["masked"], recall_ks=key["recall_ks"], ndcg_ks=key["ndcg_ks"],
                    segments=segmenting.for_split(split, users, split_name))
     for scheme in key["schemes"]:
-        per_user = evaluate_scheme(scorer, users, scheme, **options)
+        clicks = {}
+        per_user = evaluate_scheme(scorer, users, scheme, click_ranks=clicks, **options)
         save_per_user(scheme_file(folder, scheme), per_user, users.user_ids,
-                      metadata={**(metadata or {}), "scheme": scheme, "masked": key["masked"]})
+                      metadata={**(metadata or {}), "scheme": scheme, "masked": key["masked"]},
+                      clicks=clicks)
         summaries[scheme] = ranking.summarize(per_user)
     # Written last: a folder whose summary is missing or keyed otherwise is never read as done.
     write_atomic(folder / SUMMARY, json.dumps(
@@ -158,15 +161,19 @@ def evaluate_saved_model(path, split_name: str = "test", recall_ks=(20, 50), ndc
 
     segments = segmenting.for_split(split, users, split_name)
     options = dict(recall_ks=recall_ks, ndcg_ks=ndcg_ks)
+    ranks = []
     per_user = ranking.score_top_lists(top_lists, users.fold_in, users.held_out,
-                                       column_groups=segments.movie_groups, **options)
+                                       column_groups=segments.movie_groups, ranks_out=ranks, **options)
+    clicks = ClickRanks.per_segment(users.held_out, ranks[0], depth, segments.movie_groups)
     if "new" in segments.movie_groups:  # the served shelf of new movies
+        new_held_out = ranking.only_columns(users.held_out, segments.movie_groups["new"])
         among_new = ranking.score_top_lists(
-            lambda fold_in: top_lists(fold_in, "new_movie_ids"), users.fold_in,
-            ranking.only_columns(users.held_out, segments.movie_groups["new"]), **options)
+            lambda fold_in: top_lists(fold_in, "new_movie_ids"), users.fold_in, new_held_out,
+            ranks_out=ranks, **options)
         per_user.update({f"{segmenting.AMONG_NEW}:{k}": v for k, v in among_new.items()})
+        clicks[segmenting.AMONG_NEW] = ClickRanks.of(new_held_out, ranks[1], depth)
     per_user = segmenting.with_light_users(per_user, segments.light_users)
     folder = evaluation_folder(path.parent / f".eval-{path.name}", split_name, True)
     save_per_user(scheme_file(folder, "Eval 2"), per_user, users.user_ids,
-                  metadata={"model": cfg.model_name, "fold": cfg.fold, "scheme": "Eval 2"})
+                  metadata={"model": cfg.model_name, "fold": cfg.fold, "scheme": "Eval 2"}, clicks=clicks)
     return {"Eval 2": ranking.summarize(per_user)}

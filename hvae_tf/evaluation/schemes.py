@@ -16,6 +16,7 @@ import numpy as np
 from hvae_tf.config import SCHEMES
 from hvae_tf.data.protocols import HeldOutUsers
 from hvae_tf.evaluation import segments as segmenting
+from hvae_tf.evaluation.movie_level import ClickRanks
 from hvae_tf.metrics import ranking
 
 Scorer = Callable[[np.ndarray], np.ndarray]
@@ -24,10 +25,11 @@ Scorer = Callable[[np.ndarray], np.ndarray]
 def evaluate_scheme(
     scorer: Scorer, users: HeldOutUsers, scheme: str, *, masked: bool = True,
     recall_ks: Iterable[int] = (20, 50), ndcg_ks: Iterable[int] = (100,), batch_size: int = 1000,
-    segments: segmenting.Segments | None = None,
+    segments: segmenting.Segments | None = None, click_ranks: dict[str, ClickRanks] | None = None,
 ) -> dict[str, np.ndarray]:
     """Per-user metric vectors (NaN where the user has no target) for one scheme; with `segments`
-    Eval 2 adds the segment metrics (evaluation/segments.py; Eval 1's targets are its inputs)."""
+    Eval 2 adds the segment metrics (evaluation/segments.py; Eval 1's targets are its inputs),
+    and a `click_ranks` dict gets each movie segment's held-out clicks with their ranks."""
     if scheme == "Eval 1":
         full = users.full
         return ranking.score_users(scorer, full, full, mask_inputs=False, recall_ks=recall_ks,
@@ -37,12 +39,19 @@ def evaluate_scheme(
         if segments is None:
             return ranking.score_users(scorer, users.fold_in, users.held_out, **options)
         groups = segments.movie_groups
+        ranks = []
         per_user = ranking.score_users(scorer, users.fold_in, users.held_out, column_groups=groups,
-                                       **options)
+                                       ranks_out=ranks, **options)
+        depth = max((*recall_ks, *ndcg_ks))
+        kept = ClickRanks.per_segment(users.held_out, ranks[0], depth, groups)
         if "new" in groups:
+            new_held_out = ranking.only_columns(users.held_out, groups["new"])
             among_new = ranking.score_users(
-                segmenting.among(scorer, groups["new"]), users.fold_in,
-                ranking.only_columns(users.held_out, groups["new"]), **options)
+                segmenting.among(scorer, groups["new"]), users.fold_in, new_held_out,
+                ranks_out=ranks, **options)
             per_user.update({f"{segmenting.AMONG_NEW}:{k}": v for k, v in among_new.items()})
+            kept[segmenting.AMONG_NEW] = ClickRanks.of(new_held_out, ranks[1], depth)
+        if click_ranks is not None:
+            click_ranks.update(kept)
         return segmenting.with_light_users(per_user, segments.light_users)
     raise ValueError(f"unknown evaluation scheme {scheme!r}: choose one of {', '.join(SCHEMES)}")

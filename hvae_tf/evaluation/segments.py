@@ -28,8 +28,9 @@ HEAD_SHARE, TAIL_SHARE = 0.2, 0.5  # of the movies with training clicks
 LIGHT_USERS_SHARE = 0.25
 AMONG_NEW = "new-vs-new"
 LIGHT_USERS = "light-users"
-# Names and meanings of the segment metrics: part of every evaluation's cache key.
-VERSION = "segments/1"
+# Names and meanings of the segment metrics, and the click ranks kept for them
+# (evaluation/movie_level.py): part of every evaluation's cache key.
+VERSION = "segments/2"
 
 
 @dataclasses.dataclass

@@ -15,6 +15,7 @@ from typing import Mapping, NamedTuple
 import numpy as np
 import scipy.stats
 
+from hvae_tf.evaluation.movie_level import ClickRanks, two_way_bootstrap
 from hvae_tf.io import save_npz_atomic
 
 _FORMAT = "hvae_tf.per_user/1"
@@ -56,14 +57,17 @@ def paired_tests(a, b) -> PairedTest:
 
 
 class PerUser(NamedTuple):
-    """One run's per-user metric vectors (name -> array), row i belonging to user `user_ids[i]`."""
+    """One run's per-user metric vectors (name -> array), row i belonging to user `user_ids[i]`,
+    and per movie segment ("tail", "new-vs-new") the ranks of its held-out clicks."""
 
     metrics: dict[str, np.ndarray]
     user_ids: np.ndarray
     metadata: dict
+    clicks: dict[str, ClickRanks] = {}
 
 
-def save_per_user(path, metrics: Mapping[str, np.ndarray], user_ids, metadata: Mapping | None = None) -> Path:
+def save_per_user(path, metrics: Mapping[str, np.ndarray], user_ids, metadata: Mapping | None = None,
+                  clicks: Mapping[str, ClickRanks] | None = None) -> Path:
     """Write one .npz (written beside `path`, then renamed into place); `metadata` is kept as JSON."""
     path = Path(path)
     if path.suffix != ".npz":
@@ -76,7 +80,12 @@ def save_per_user(path, metrics: Mapping[str, np.ndarray], user_ids, metadata: M
             raise ValueError(f"metric {name!r} has {values.shape} values for {user_ids.shape} user ids: "
                              "save the vectors score_users returned for these users")
         arrays[f"metric:{name}"] = values
-    header = json.dumps({"format": _FORMAT, "metadata": dict(metadata or {})})
+    depths = {}
+    for segment, ranked in (clicks or {}).items():
+        for field in ("rows", "movies", "ranks"):
+            arrays[f"clicks:{segment}:{field}"] = getattr(ranked, field)
+        depths[segment] = ranked.depth
+    header = json.dumps({"format": _FORMAT, "metadata": dict(metadata or {}), "click_depths": depths})
     return save_npz_atomic(path, header=np.array(header), user_ids=user_ids, **arrays)
 
 
@@ -91,7 +100,10 @@ def load_per_user(path) -> PerUser:
     if header.get("format") != _FORMAT or "user_ids" not in arrays:
         raise ValueError(f"{path} is not a per-user metrics file ({_FORMAT}); write it with save_per_user")
     metrics = {k[len("metric:"):]: v for k, v in arrays.items() if k.startswith("metric:")}
-    return PerUser(metrics, arrays["user_ids"], header["metadata"])
+    clicks = {segment: ClickRanks(*(arrays[f"clicks:{segment}:{field}"] for field in ("rows", "movies", "ranks")),
+                                  depth=depth)
+              for segment, depth in header.get("click_depths", {}).items()}
+    return PerUser(metrics, arrays["user_ids"], header["metadata"], clicks)
 
 
 def compare(a: PerUser, b: PerUser, metric: str = "ndcg@100") -> PairedTest:
@@ -115,6 +127,19 @@ def compare_where_possible(a: PerUser, b: PerUser, metric: str = "ndcg@100") -> 
     return compare(a, b, metric)  # with its errors for other users or a missing metric
 
 
+def movie_level_test(a: PerUser, b: PerUser, metric: str):
+    """The two-way bootstrap of a - b on a movie segment's metric ("new-vs-new:recall@50"), or None
+    when either evaluation kept no click ranks for that segment, or they hold fewer than 2 users
+    or 2 movies (a small release's segment can)."""
+    segment = metric.rpartition(":")[0]
+    if not segment or segment not in a.clicks or segment not in b.clicks:
+        return None
+    clicks = a.clicks[segment]
+    if len(np.unique(clicks.rows)) < 2 or len(np.unique(clicks.movies)) < 2:
+        return None
+    return two_way_bootstrap(a.clicks[segment], b.clicks[segment], metric)
+
+
 def comparison_lines(first: Mapping[str, Path], second: Mapping[str, Path]) -> list[str]:
     """One line per scheme and metric: mean(second - first) over the users both scored, and the
     paired tests' p-values. `first`/`second` map a scheme to its per-user file."""
@@ -128,5 +153,13 @@ def comparison_lines(first: Mapping[str, Path], second: Mapping[str, Path]) -> l
                 continue
             lines.append(f"{scheme} {metric}: mean difference (second - first) "
                          f"{test.mean_difference:+.4f} over {test.n:,} users; paired t "
-                         f"p={test.p_t:.3g}, Wilcoxon p={test.p_w:.3g}")
+                         f"p={test.p_t:.3g}, Wilcoxon p={test.p_w:.3g}" + _movie_level_text(b, a, metric))
     return lines
+
+
+def _movie_level_text(a: PerUser, b: PerUser, metric: str) -> str:
+    test = movie_level_test(a, b, metric)
+    if test is None:
+        return ""
+    return (f"; over users and {test.movies:,} movies (two-way bootstrap) p={test.p:.3g}, 95% interval "
+            f"[{test.low:+.4f}, {test.high:+.4f}]")

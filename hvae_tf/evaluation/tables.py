@@ -23,7 +23,7 @@ from hvae_tf.io import write_atomic
 
 METRICS = ("ndcg@100", "recall@20", "recall@50")
 STANDARD_VAE = "Standard-VAE"
-BASELINES = ("Popularity", "EASE")
+BASELINES = ("Popularity", "EASE", "EDLAE")
 _METRIC_NAMES = {"ndcg": "NDCG", "recall": "Recall"}
 # Row labels of the segment metrics (hvae_tf.evaluation.segments), in the order rows are shown.
 SEGMENT_LABELS = {"head": "head movies", "torso": "torso movies", "tail": "tail movies",
@@ -49,7 +49,8 @@ def knn_label(features: str) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Result:
-    """One number of the grid; p_t / p_w: paired t-test / Wilcoxon against the reference model."""
+    """One number of the grid; p_t / p_w: paired t-test / Wilcoxon against the reference model;
+    p_movies (movie segments): the two-way bootstrap over users and movies."""
 
     model: str
     scheme: str  # "Eval 1" or "Eval 2"
@@ -58,6 +59,7 @@ class Result:
     value: float
     p_t: float | None = None
     p_w: float | None = None
+    p_movies: float | None = None
 
     @property
     def segment(self) -> str:
@@ -79,6 +81,7 @@ class Cell:
     values: tuple[float, ...]
     p_t: tuple[float, ...] = ()
     p_w: tuple[float, ...] = ()
+    p_movies: tuple[float, ...] = ()
 
     @property
     def mean(self) -> float:
@@ -92,6 +95,10 @@ class Cell:
         """Both tests below alpha in every fold."""
         return (len(self.p_t) == len(self.p_w) == len(self.values)
                 and max(self.p_t) < alpha and max(self.p_w) < alpha)
+
+    def significant_over_movies(self, alpha: float) -> bool:
+        """The two-way bootstrap below alpha in every fold as well."""
+        return len(self.p_movies) == len(self.values) and max(self.p_movies) < alpha
 
 
 @dataclasses.dataclass
@@ -111,28 +118,37 @@ class Table:
     def _has_p(self, column: str) -> bool:
         return any(cell.p_t or cell.p_w for (_, c), cell in self.cells.items() if c == column)
 
+    def _has_p_movies(self, column: str) -> bool:
+        return any(cell.p_movies for (_, c), cell in self.cells.items() if c == column)
+
     def markdown(self, alpha: float = 0.05) -> str:
-        """The table as Markdown; "*" marks cells different from the reference in every fold."""
+        """The table as Markdown; "*" marks cells different from the reference in every fold, "**"
+        those where the two-way bootstrap over users and movies agrees."""
         p_columns = [c for c in self.columns if self._has_p(c)]
         note = f"mean ± std over {self.folds} fold{'s' * (self.folds != 1)}"
         if p_columns:
             note += (f"; * = p < {alpha:g} against {self.reference or 'the reference'} in every fold, "
                      "paired t-test and Wilcoxon signed-rank test")
+        if any(self._has_p_movies(c) for c in p_columns):
+            note += "; ** = and the two-way bootstrap over users and movies too"
         lines = [f"**{self.title}** ({note})", ""]
         lines += _markdown_grid(self.measures, self.columns,
                                 lambda m, c: self._cell_text(m, c, alpha))
         if p_columns:
+            over_movies = " / two-way bootstrap" if any(self._has_p_movies(c) for c in p_columns) else ""
             lines += ["", f"p-values against {self.reference or 'the reference'} "
-                      "(paired t-test / Wilcoxon; the largest over the folds)", ""]
+                      f"(paired t-test / Wilcoxon{over_movies}; the largest over the folds)", ""]
             lines += _markdown_grid(self.measures, p_columns, self._p_text)
         return "\n".join(lines) + "\n"
 
     def csv(self) -> str:
         """One row per measure; per model its mean, std, folds and (where given) largest p-values."""
         p_columns = {c for c in self.columns if self._has_p(c)}
+        movie_columns = {c for c in p_columns if self._has_p_movies(c)}
         header = ["measure"]
         for c in self.columns:
             header += [c, f"{c} std", f"{c} folds"] + ([f"{c} p_t", f"{c} p_w"] if c in p_columns else [])
+            header += [f"{c} p_movies"] if c in movie_columns else []
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(header)
@@ -144,6 +160,8 @@ class Table:
                 if c in p_columns:
                     row += [_number(max(cell.p_t)) if cell and cell.p_t else "",
                             _number(max(cell.p_w)) if cell and cell.p_w else ""]
+                if c in movie_columns:
+                    row += [_number(max(cell.p_movies)) if cell and cell.p_movies else ""]
             writer.writerow(row)
         return out.getvalue()
 
@@ -162,13 +180,16 @@ class Table:
         text = f"{cell.mean:.4f}" if len(cell.values) == 1 else f"{cell.mean:.4f} ± {cell.std:.4f}"
         if len(cell.values) < self.folds:
             text += f" ({len(cell.values)} fold{'s' * (len(cell.values) != 1)})"
-        return text + (" *" if cell.significant(alpha) else "")
+        if cell.significant(alpha):
+            text += " **" if cell.significant_over_movies(alpha) else " *"
+        return text
 
     def _p_text(self, measure: str, column: str) -> str:
         cell = self.cells.get((measure, column))
         if cell is None or not (cell.p_t or cell.p_w):
             return "–"
-        return " / ".join(f"{max(p):.2g}" if p else "–" for p in (cell.p_t, cell.p_w))
+        tests = (cell.p_t, cell.p_w) + ((cell.p_movies,) if cell.p_movies else ())
+        return " / ".join(f"{max(p):.2g}" if p else "–" for p in tests)
 
 
 def results_table(
@@ -212,7 +233,8 @@ def results_table(
                 cells[(measure, headers[model])] = Cell(
                     tuple(float(r.value) for r in rows),
                     tuple(float(r.p_t) for r in rows if r.p_t is not None),
-                    tuple(float(r.p_w) for r in rows if r.p_w is not None))
+                    tuple(float(r.p_w) for r in rows if r.p_w is not None),
+                    tuple(float(r.p_movies) for r in rows if r.p_movies is not None))
     return Table(title, measures, list(headers.values()), cells, reference)
 
 
@@ -230,7 +252,7 @@ def content_table(records: Iterable[Result], models: Sequence[str], reference: s
 
 
 def table2(records: Iterable[Result], approach: int = 1) -> Table:
-    """Paper's Table 2: Standard-VAE, H-VAE random/genre/genome/IMDb, then Popularity and EASE.
+    """Paper's Table 2: Standard-VAE, H-VAE random/genre/genome/IMDb, then the baselines.
 
     The H-VAE columns are the runs labelled model_label(features, approach), or model_label(features)
     when the grid ran one approach only.

@@ -52,6 +52,25 @@ def _hits(top: np.ndarray, held_out: sp.csr_matrix) -> np.ndarray:
     return keys[np.minimum(np.searchsorted(keys, queries), keys.size - 1)] == queries
 
 
+def held_out_ranks(top: np.ndarray, held_out: sp.csr_matrix) -> np.ndarray:
+    """Per entry of `held_out` (in its CSR order) the 0-based rank of that movie in the user's top
+    list, -1 where it is not in the list: what a test over movies needs beside per-user metrics."""
+    n_rows, n_cols = held_out.shape
+    top = np.asarray(top)
+    rows = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(held_out.indptr))
+    keys = rows * (n_cols + 1) + held_out.indices
+    order = np.argsort(keys, kind="stable")
+    ranks = np.full(len(keys), -1, np.int32)
+    if keys.size == 0:
+        return ranks
+    listed_rows, positions = np.nonzero(top >= 0)
+    queries = listed_rows * (n_cols + 1) + top[listed_rows, positions]
+    found = np.minimum(np.searchsorted(keys[order], queries), keys.size - 1)
+    match = keys[order][found] == queries
+    ranks[order[found[match]]] = positions[match]
+    return ranks
+
+
 def _recall(hits: np.ndarray, n_true: np.ndarray, k: int) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n_true > 0, hits[:, :k].sum(axis=1) / np.minimum(k, n_true), np.nan)
@@ -85,6 +104,7 @@ def score_users(
     batch_size: int = 1000,
     traceable: bool = False,
     column_groups: dict[str, np.ndarray] | None = None,
+    ranks_out: list | None = None,
 ) -> dict[str, np.ndarray]:
     """Per-user metric vectors (NaN for users with nothing held out).
 
@@ -100,6 +120,8 @@ def score_users(
 
     `column_groups` (name -> boolean mask over the movies) adds "<name>:<metric>" for each: the
     metric over the user's held-out clicks in the group alone, on the same ranking.
+
+    `ranks_out`, a list, gets each held-out click's rank (see score_top_lists).
     """
     recall_ks, ndcg_ks = tuple(recall_ks), tuple(ndcg_ks)
     depth = max(recall_ks + ndcg_ks)
@@ -115,7 +137,7 @@ def score_users(
             return rank_top_k(scores, depth, exclude=batch_in if mask_inputs else None)
 
     return score_top_lists(top_lists, inputs, held_out, recall_ks=recall_ks, ndcg_ks=ndcg_ks,
-                           batch_size=batch_size, column_groups=column_groups)
+                           batch_size=batch_size, column_groups=column_groups, ranks_out=ranks_out)
 
 
 def score_top_lists(
@@ -127,15 +149,19 @@ def score_top_lists(
     ndcg_ks: Iterable[int] = (100,),
     batch_size: int = 1000,
     column_groups: dict[str, np.ndarray] | None = None,
+    ranks_out: list | None = None,
 ) -> dict[str, np.ndarray]:
     """Per-user metrics from a ranker that returns top lists (column indices, -1 for none), and
     per group of `column_groups` the same over the held-out clicks in the group (see score_users).
 
-    Used directly for a served model, whose answer is already the top-k list.
+    Used directly for a served model, whose answer is already the top-k list. With `ranks_out`
+    (a list), one int32 array is appended to it: each entry of `held_out`, in CSR order, gets its
+    0-based rank in the top list or -1 (`held_out_ranks`).
     """
     recall_ks, ndcg_ks = tuple(recall_ks), tuple(ndcg_ks)
     groups = {"": None, **{f"{name}:": np.asarray(mask, bool) for name, mask in (column_groups or {}).items()}}
     n = inputs.shape[0]
+    batch_ranks = []
     out = {f"{g}{metric}@{k}": np.empty(n) for g in groups
            for metric, ks in (("recall", recall_ks), ("ndcg", ndcg_ks)) for k in ks}
     for start in range(0, n, batch_size):
@@ -143,6 +169,8 @@ def score_top_lists(
         batch_true = held_out[rows]
         top = np.asarray(top_fn(inputs[rows]))
         hits = _hits(top, batch_true)
+        if ranks_out is not None:
+            batch_ranks.append(held_out_ranks(top, batch_true))
         for prefix, mask in groups.items():
             if mask is None:
                 group_hits, n_true = hits, np.diff(batch_true.indptr)
@@ -155,6 +183,8 @@ def score_top_lists(
                 out[f"{prefix}recall@{k}"][rows] = _recall(group_hits, n_true, k)
             for k in ndcg_ks:
                 out[f"{prefix}ndcg@{k}"][rows] = _ndcg(group_hits, n_true, k)
+    if ranks_out is not None:
+        ranks_out.append(np.concatenate(batch_ranks) if batch_ranks else np.zeros(0, np.int32))
     return out
 
 

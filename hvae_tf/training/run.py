@@ -142,6 +142,15 @@ def fit(model, cfg: TrainConfig, split, train_ds, callbacks) -> None:
         raise
 
 
+def shallow_start(cfg: TrainConfig, train) -> dict:
+    """build_model's start for the shallow path: the closed form (EASE, or EDLAE with a dropout)
+    on the training users, as click logits; nothing when the path starts from zeros or is off."""
+    if cfg.shallow != "ease":
+        return {}
+    weights, bias = logit_start(train, cfg.shallow_init_l2, seed=cfg.seed, dropout=cfg.shallow_init_dropout)
+    return {"shallow_weights": weights, "shallow_bias": bias}
+
+
 def _fit(cfg: TrainConfig, run: Path, folder: RunFolder | None, extra_callbacks=()) -> dict:
     keras.utils.set_random_seed(cfg.seed)
     if cfg.deterministic:
@@ -157,10 +166,7 @@ def _fit(cfg: TrainConfig, run: Path, folder: RunFolder | None, extra_callbacks=
         print("settings: " + "; ".join(resolved.choices))
     embeddings = movie_embeddings(cfg, data, split)
     train_ds = pipeline.padded_batches(split.train, cfg.batch_size, seed=cfg.seed)
-    shallow = {}
-    if cfg.shallow == "ease":  # the closed-form EASE on the training users, as click logits
-        weights, bias = logit_start(split.train, cfg.shallow_init_l2, seed=cfg.seed)
-        shallow = {"shallow_weights": weights, "shallow_bias": bias}
+    shallow = shallow_start(cfg, split.train)
 
     with strategy.scope():
         model = build_model(split.n_movies, embeddings, train_clicks=split.train, **shallow,
