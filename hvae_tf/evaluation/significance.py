@@ -15,7 +15,7 @@ from typing import Mapping, NamedTuple
 import numpy as np
 import scipy.stats
 
-from hvae_tf.evaluation.movie_level import ClickRanks, two_way_bootstrap
+from hvae_tf.evaluation.movie_level import SEGMENTS, ClickRanks, two_way_bootstrap
 from hvae_tf.io import save_npz_atomic
 
 _FORMAT = "hvae_tf.per_user/1"
@@ -132,12 +132,12 @@ def movie_level_test(a: PerUser, b: PerUser, metric: str):
     when either evaluation kept no click ranks for that segment, or they hold fewer than 2 users
     or 2 movies (a small release's segment can)."""
     segment = metric.rpartition(":")[0]
-    if not segment or segment not in a.clicks or segment not in b.clicks:
+    if segment not in SEGMENTS or segment not in a.clicks or segment not in b.clicks:
         return None
     clicks = a.clicks[segment]
     if len(np.unique(clicks.rows)) < 2 or len(np.unique(clicks.movies)) < 2:
         return None
-    return two_way_bootstrap(a.clicks[segment], b.clicks[segment], metric)
+    return two_way_bootstrap(clicks, b.clicks[segment], metric)
 
 
 def comparison_lines(first: Mapping[str, Path], second: Mapping[str, Path]) -> list[str]:
