@@ -7,7 +7,10 @@ batch pays for its pages again in page faults, and so does each copy of it. The 
 which TensorFlow uses on GPUs and offers on the CPU through TF_CPU_ALLOCATOR_USE_BFC, keeps freed
 memory for the next batch, at the price of holding the process's peak. TensorFlow reads the
 variable when it makes its CPU allocator, at the first tensor, so setting it on importing this
-package is in time unless the process has already run TensorFlow ops; a value the user set wins."""
+package is in time unless the process has already run TensorFlow ops; a value the user set wins.
+Where TensorFlow's oneDNN optimisations are on (its default on some CPUs; TF_ENABLE_ONEDNN_OPTS=0
+turns them off), oneDNN's CPU allocator already pools large blocks and the variable changes
+nothing."""
 
 from __future__ import annotations
 
