@@ -177,8 +177,9 @@ class TrainConfig:
                                           "share of the learning rate, so that a start from EASE "
                                           "is refined, not washed out (from the recipe)", type=float,
                                           rule=SHARE)
-    shallow_init_l2: float | None = setting(None, "fit", "EASE's L2 for the shallow path's start "
-                                            "(from the recipe)", type=float, rule=POSITIVE)
+    shallow_init_l2: float | None = setting(None, "fit", "the closed form's L2 for the shallow "
+                                            "path's start (from the recipe)", type=float,
+                                            rule=POSITIVE)
     shallow_init_dropout: float | None = setting(None, "fit", "EDLAE's dropout for the shallow "
                                                  "path's start (Steck 2020): the closed form of a "
                                                  "linear autoencoder trained with that input "
