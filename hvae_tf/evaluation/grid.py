@@ -99,8 +99,8 @@ def run_cell(base: TrainConfig, out: Path, fold: int, features: str, approach: i
 
 def baseline_folders(base: TrainConfig, out: Path, fold: int, content=()) -> dict[str, Path]:
     """Popularity, EASE (L2 weight chosen on validation users), EDLAE (L2 and dropout likewise) and
-    content kNN on each of the
-    `content` feature sets (neighbours chosen on validation users) on the fold's test users."""
+    content kNN on each of the `content` feature sets (neighbours chosen on validation users) on
+    the fold's test users."""
     cfg = dataclasses.replace(base, fold=fold)
     data, split = prepare.prepare(cfg, verbose=False)
     fingerprint = split.fingerprint()

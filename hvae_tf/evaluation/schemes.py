@@ -39,19 +39,19 @@ def evaluate_scheme(
         if segments is None:
             return ranking.score_users(scorer, users.fold_in, users.held_out, **options)
         groups = segments.movie_groups
-        ranks = []
+        ranks = [] if click_ranks is not None else None  # ranked clicks only when asked for
         per_user = ranking.score_users(scorer, users.fold_in, users.held_out, column_groups=groups,
                                        ranks_out=ranks, **options)
         depth = max((*recall_ks, *ndcg_ks))
-        kept = ClickRanks.per_segment(users.held_out, ranks[0], depth, groups)
+        if click_ranks is not None:
+            click_ranks.update(ClickRanks.per_segment(users.held_out, ranks[0], depth, groups))
         if "new" in groups:
             new_held_out = ranking.only_columns(users.held_out, groups["new"])
             among_new = ranking.score_users(
                 segmenting.among(scorer, groups["new"]), users.fold_in, new_held_out,
                 ranks_out=ranks, **options)
             per_user.update({f"{segmenting.AMONG_NEW}:{k}": v for k, v in among_new.items()})
-            kept[segmenting.AMONG_NEW] = ClickRanks.of(new_held_out, ranks[1], depth)
-        if click_ranks is not None:
-            click_ranks.update(kept)
+            if click_ranks is not None:
+                click_ranks[segmenting.AMONG_NEW] = ClickRanks.of(new_held_out, ranks[1], depth)
         return segmenting.with_light_users(per_user, segments.light_users)
     raise ValueError(f"unknown evaluation scheme {scheme!r}: choose one of {', '.join(SCHEMES)}")

@@ -63,10 +63,11 @@ def held_out_ranks(top: np.ndarray, held_out: sp.csr_matrix) -> np.ndarray:
     ranks = np.full(len(keys), -1, np.int32)
     if keys.size == 0:
         return ranks
+    sorted_keys = keys[order]
     listed_rows, positions = np.nonzero(top >= 0)
     queries = listed_rows * (n_cols + 1) + top[listed_rows, positions]
-    found = np.minimum(np.searchsorted(keys[order], queries), keys.size - 1)
-    match = keys[order][found] == queries
+    found = np.minimum(np.searchsorted(sorted_keys, queries), keys.size - 1)
+    match = sorted_keys[found] == queries
     ranks[order[found[match]]] = positions[match]
     return ranks
 
