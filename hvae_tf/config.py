@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -33,7 +34,8 @@ FEATURE_LABELS = {"random": "random", "genre": "genre", "genome": "genome", "imd
 APPROACHES = (1, 2, "shared")  # the paper's two, and the sharing hybrid (hvae_tf/models/shared.py)
 SHARED_INPUTS = ("features", "embeddings")
 # The sharing hybrid's own settings.
-SHARED_FIELDS = ("shared_input", "shared_dim", "free_l2", "free_dropout", "select_new_within")
+SHARED_FIELDS = ("shared_input", "shared_dim", "free_l2", "free_dropout", "shared_speed",
+                 "select_new_within")
 LIKELIHOODS = ("multinomial", "bernoulli")
 ACTIVATIONS = ("tanh", "swish", "relu", "elu", "gelu")
 CLICK_INPUTS = ("auto", "dense", "gathered")
@@ -73,12 +75,18 @@ FINITE = Rule(_finite, "a finite number")
 SHARE = Rule(lambda v: _finite(v) and 0 < v <= 1, "in (0, 1]")
 
 
+def absolute_path(value) -> str:
+    """`value` absolute with its `..` and `.` folded in (symlinks kept), so that one folder has one
+    spelling: `/a/main/../data` and `/a/grid/../data` must name the same files in a saved config."""
+    return os.path.abspath(Path(value).expanduser())
+
+
 def setting(default, parts: str = "", help: str | None = None, *, type=None, choices=None,
             rule: Rule | None = None, flag: str | None = None, action: str | None = None,
             group: str | None = None, path: bool = False):
     """A TrainConfig field: its default, the parts it belongs to (space-separated) and its flag,
-    listed in --help under its first part (or `group`). A `path` is stored absolute, so the saved
-    config means the same files from any working directory."""
+    listed in --help under its first part (or `group`). A `path` is stored as `absolute_path`
+    spells it, so the saved config means the same files from any working directory."""
     unknown = set(parts.split()) - set(PARTS)
     if unknown:
         raise ValueError(f"unknown parts {sorted(unknown)}: choose from {PARTS}")
@@ -137,6 +145,9 @@ class TrainConfig:
     free_dropout: float = setting(0.0, "model", "share of the movies the sharing hybrid trains as "
                                   "new ones in each step (their free rows left out), so its shared "
                                   "part learns to place a movie alone", rule=RATE)
+    shared_speed: float = setting(1.0, "model", "the sharing hybrid's shared weights (what places "
+                                  "a movie from its features) move at this multiple of the "
+                                  "learning rate", rule=POSITIVE)
     embedding_dim: int = setting(3, "features", "size of the movie embeddings (the Movie-VAE's "
                                  "latent size)", rule=AT_LEAST_1)
     trainable_embeddings: bool = setting(False, "model", "let the H-VAE's training move the movie "
@@ -266,9 +277,13 @@ class TrainConfig:
         saved.setdefault("recipe", "mult-vae")
         # Saved before the sharing hybrid had free dropout: it trained with none.
         saved.setdefault("free_dropout", 0.0)
+        saved.setdefault("shared_speed", 1.0)
         # Saved before recipes chose the shallow path's start: it was EASE with L2 500.
         saved.setdefault("shallow_init_l2", 500.0)
         saved.setdefault("shallow_init_dropout", 0.0)
+        for f in dataclasses.fields(cls):  # saved before paths were normalised: `a/../b` meant `b`
+            if f.metadata["path"] and saved.get(f.name) is not None:
+                saved[f.name] = absolute_path(saved[f.name])
         return cls(**{k: v for k, v in saved.items() if k in known})
 
     def differences(self, other: "TrainConfig") -> dict[str, tuple]:
@@ -375,7 +390,7 @@ def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         values["heldout_users"] = int(heldout)
     for f in dataclasses.fields(TrainConfig):
         if f.metadata["path"] and values.get(f.name) is not None:
-            values[f.name] = str(Path(values[f.name]).expanduser().absolute())
+            values[f.name] = absolute_path(values[f.name])
     cfg = TrainConfig(**values)
     for problem in cfg.problems():
         parser.error(problem)

@@ -168,8 +168,36 @@ def test_likelihoods_leave_uncounted_movies_out(likelihood):
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
 
 
+def _shared_weights(model):
+    """The shared weights as the model uses them: W = speed * V."""
+    stored = (model.first_layer.movie_vectors.projection, model.first_layer.shared_kernel,
+              model.decoder_output.shared_kernel)
+    return [model.shared_speed * v.numpy() for v in stored]
+
+
+def test_shared_speed_starts_where_speed_one_does_and_moves_the_shared_weights_that_much_faster():
+    users = with_new_movies(padded_users(16))
+    models = {speed: shared_model(shared_speed=speed, likelihood="bernoulli", weight_decay=0.1)
+              for speed in (1.0, 4.0)}
+    np.testing.assert_allclose(models[4.0].scores(users), models[1.0].scores(users), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(models[4.0].weight_penalty(), models[1.0].weight_penalty(), rtol=1e-5)
+    moved = {}
+    for speed, model in models.items():
+        before = _shared_weights(model)
+        with tf.GradientTape() as tape:
+            reconstruction, kl, _ = model.compute_losses(users, training=False)
+            loss = tf.reduce_mean(reconstruction + kl)
+        variables = model.trainable_variables
+        keras.optimizers.Adam(1e-3).apply_gradients(zip(tape.gradient(loss, variables), variables))
+        moved[speed] = np.median(np.concatenate(
+            [np.abs(a - b).ravel() for a, b in zip(_shared_weights(model), before)]))
+    # Adam's first step moves each stored weight by about the learning rate, so W by speed times it.
+    np.testing.assert_allclose(moved[1.0], 1e-3, rtol=0.05)
+    np.testing.assert_allclose(moved[4.0], 4e-3, rtol=0.05)
+
+
 def test_built_from_its_config_and_weights_it_scores_the_same(tmp_path):
-    model = build_model(N_MOVIES, content(), approach="shared", shared_dim=SHARED_DIM, free_l2=0.01,
+    model = build_model(N_MOVIES, content(), approach="shared", shared_dim=SHARED_DIM, free_l2=0.01, shared_speed=3.0,
                         new_movies=NEW, hidden_dim=HIDDEN, latent_dim=LATENT, seed=0, likelihood="multinomial",
                         architecture="recvae", activation="swish", prior="standard", kl_gamma=0.0,
                         encoder_passes=0, shallow="none", shallow_l2=0.0, shallow_speed=1.0,
@@ -180,7 +208,7 @@ def test_built_from_its_config_and_weights_it_scores_the_same(tmp_path):
     again = SharedHybridVAE.from_config(model.get_config())
     again.load_weights(str(tmp_path / "w.weights.h5"))
     np.testing.assert_allclose(again.scores(users), model.scores(users), rtol=1e-6, atol=1e-6)
-    assert again.new_movies == NEW
+    assert again.new_movies == NEW and again.shared_speed == 3.0
 
 
 def test_bad_arguments_are_named():
@@ -190,6 +218,8 @@ def test_bad_arguments_are_named():
         SharedHybridVAE(content(), shared_dim=0)
     with pytest.raises(ValueError, match=r"free_dropout must be in \[0, 1\)"):
         SharedHybridVAE(content(), free_dropout=1.0)
+    with pytest.raises(ValueError, match="shared_speed must be a finite number > 0"):
+        SharedHybridVAE(content(), shared_speed=0.0)
     with pytest.raises(ValueError, match="new_movies must be column indices"):
         SharedHybridVAE(content(), new_movies=[N_MOVIES])
     bad = content()

@@ -235,12 +235,12 @@ def test_every_model_flag_reaches_the_model_and_its_saved_config():
     assert HybridVAE.from_config(saved).get_config() == saved
     # The sharing hybrid's own flags reach it (shared_input chose its content, not a weight).
     shared_cfg = parse_args(["--features", "genre", "--approach", "shared", "--shared-dim", "6",
-                             "--free-l2", "0.02", "--free-dropout", "0.4"])
-    own = ("shared_dim", "free_l2", "free_dropout")
+                             "--free-l2", "0.02", "--free-dropout", "0.4", "--shared-speed", "3"])
+    own = ("shared_dim", "free_l2", "free_dropout", "shared_speed")
     sharing = build_model(N_MOVIES, np.ones((N_MOVIES, 3), np.float32), **{
         **settings, "approach": "shared", **{k: getattr(shared_cfg, k) for k in own}})
     assert {k: sharing.get_config()[k] for k in own} == {
-        "shared_dim": 6, "free_l2": 0.02, "free_dropout": 0.4}
+        "shared_dim": 6, "free_l2": 0.02, "free_dropout": 0.4, "shared_speed": 3.0}
     with pytest.raises(SystemExit):
         parse_args(["--weight-decay", "-1"])
 

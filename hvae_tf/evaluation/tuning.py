@@ -29,7 +29,7 @@ import optuna
 from optuna.trial import TrialState
 
 from hvae_tf import recipes
-from hvae_tf.config import TrainConfig, describe_differences, flag_of, parse_args
+from hvae_tf.config import TrainConfig, absolute_path, describe_differences, flag_of, parse_args
 from hvae_tf.data import prepare
 from hvae_tf.evaluation.search_space import Distribution, check_space, default_space, space_to_json
 from hvae_tf.io import write_atomic
@@ -249,7 +249,7 @@ def train_command(cfg: TrainConfig, searched=()) -> str:
             words += [] if value else [flag]
         elif meta["path"]:  # relative to where the command runs when that reads back the same
             relative = os.path.relpath(value)
-            words += [flag, relative if str(Path(relative).absolute()) == value else value]
+            words += [flag, relative if absolute_path(relative) == value else value]
         else:
             words += [flag, repr(value) if isinstance(value, float) else str(value)]
     return shlex.join(words)

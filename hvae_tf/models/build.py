@@ -19,7 +19,8 @@ def build_model(n_movies: int, movie_embeddings=None, *, approach: int | str = 1
                 trainable_embeddings: bool = False, click_input: str = "auto",
                 train_clicks: sp.spmatrix | None = None, shallow_weights=None,
                 shallow_bias: float = 0.0, shared_input: str = "features", shared_dim: int = 32,
-                free_l2: float = 0.0, free_dropout: float = 0.0, **settings) -> StandardVAE:
+                free_l2: float = 0.0, free_dropout: float = 0.0, shared_speed: float = 1.0,
+                **settings) -> StandardVAE:
     """Without movie embeddings the Standard-VAE (the hybrids' own settings are then unused);
     with them the Hybrid-VAE, or for approach "shared" the sharing hybrid, its content being
     `movie_embeddings` (`shared_input` says which content the caller chose). `settings` are
@@ -39,6 +40,7 @@ def build_model(n_movies: int, movie_embeddings=None, *, approach: int | str = 1
         return StandardVAE(n_movies=n_movies, **settings)
     if approach == "shared":
         return SharedHybridVAE(movie_embeddings, shared_dim=shared_dim, free_l2=free_l2,
-                               free_dropout=free_dropout, n_movies=n_movies, **settings)
+                               free_dropout=free_dropout, shared_speed=shared_speed,
+                               n_movies=n_movies, **settings)
     return HybridVAE(movie_embeddings, approach=approach, trainable_embeddings=trainable_embeddings,
                      n_movies=n_movies, **settings)

@@ -11,7 +11,10 @@ has no free part: its features alone place it in the encoder's input and the dec
 Trained jointly, the free parts can explain every click the shared part could have, which leaves
 the shared part little to learn; `free_dropout` makes a random share of the movies new for each
 step (DropoutNet's input dropout, Volkovs et al., NeurIPS 2017), so the shared part must place
-them alone, as it will have to for a new movie.
+them alone, as it will have to for a new movie. `shared_speed` moves the shared weights (P, p, A,
+B, a) faster than the free parts: stored as V with W = speed * V, so each Adam step moves W by
+about speed * lr; the shared part, which improves long after the free parts are best, then catches
+up before they start to overfit.
 
 Per step this costs E = act(F P + p) once per use (N x D x s), the encoder's (C E) A (batch x s x
 hidden) beside its usual sparse product, and the decoder's (h B) E^T (batch x s x N) beside its
@@ -61,13 +64,20 @@ def _constant(values):
     return lambda shape, dtype=None: tf.constant(values, dtype=dtype or tf.float32)
 
 
+def _glorot_over(speed: float, seed: int | None):
+    """Glorot-uniform divided by `speed`: the start of V with W = speed * V at Glorot's scale."""
+    glorot = keras.initializers.GlorotUniform(seed)
+    return lambda shape, dtype=None: glorot(shape, dtype) / speed
+
+
 class MovieVectors(keras.layers.Layer):
     """e = act(F P + p) [n_movies, dim]: every movie's vector from its content, by shared weights."""
 
-    def __init__(self, content, dim: int, activation="tanh", seed: int | None = None, **kwargs):
+    def __init__(self, content, dim: int, activation="tanh", seed: int | None = None,
+                 speed: float = 1.0, **kwargs):
         super().__init__(**kwargs)
         self._initial_content = np.asarray(content, np.float32)
-        self.dim = int(dim)
+        self.dim, self.speed = int(dim), float(speed)
         self.activation = keras.activations.get(activation)
         self.seed = seed
 
@@ -76,7 +86,7 @@ class MovieVectors(keras.layers.Layer):
         self.content = self.add_weight(shape=initial.shape, initializer=_constant(initial),
                                        trainable=False, name="content")
         self.projection = self.add_weight(
-            shape=(initial.shape[1], self.dim), initializer=keras.initializers.GlorotUniform(self.seed),
+            shape=(initial.shape[1], self.dim), initializer=_glorot_over(self.speed, self.seed),
             name="projection_kernel")
         self.projection_bias = self.add_weight(shape=(self.dim,), initializer="zeros",
                                                name="projection_bias")
@@ -84,27 +94,27 @@ class MovieVectors(keras.layers.Layer):
     def vectors(self) -> tf.Tensor:
         """Computed on each use, so the gradient reaches the shared weights (not a Keras call:
         the layer has no input)."""
-        return self.activation(tf.matmul(self.content, self.projection) + self.projection_bias)
+        return self.activation(self.speed * (tf.matmul(self.content, self.projection) + self.projection_bias))
 
 
 class SharedClickDense(ClickDense):
     """The first layer: act(sum_i c_ui (k_i + e_i A) + b), k_i zero for new movies."""
 
     def __init__(self, content, shared_dim: int, free_mask, free_dropout: FreeDropout = NO_FREE_DROPOUT,
-                 **kwargs):
+                 speed: float = 1.0, **kwargs):
         super().__init__(n_movies=len(free_mask), **kwargs)
         self.free_mask = _mask_or_none(free_mask)
-        self.free_dropout = free_dropout
+        self.free_dropout, self.speed = free_dropout, float(speed)
         self.movie_vectors = MovieVectors(content, shared_dim, activation=self.activation,
-                                          seed=_seed(self.seed, 100), name="movie_vectors")
+                                          seed=_seed(self.seed, 100), speed=speed, name="movie_vectors")
         self.shared_dim = int(shared_dim)
 
     def build(self, input_shape=None):
         super().build(input_shape)
         self.movie_vectors.build()
         self.shared_kernel = self.add_weight(
-            shape=(self.shared_dim, self.units),
-            initializer=keras.initializers.GlorotUniform(_seed(self.seed, 101)), name="shared_kernel")
+            shape=(self.shared_dim, self.units), initializer=_glorot_over(self.speed, _seed(self.seed, 101)),
+            name="shared_kernel")
 
     def call(self, weights: tf.SparseTensor, equal_in_rows: bool = False, training: bool = False) -> tf.Tensor:
         free_weights, mask = weights, self.free_dropout.keep(self.free_mask, self.n_movies, training)
@@ -113,19 +123,19 @@ class SharedClickDense(ClickDense):
                                            weights.dense_shape)
         free = clicks_times(free_weights, self.kernel, self.click_input, equal_in_rows)
         content = clicks_times(weights, self.movie_vectors.vectors(), "gathered", equal_in_rows)  # [batch, shared_dim]
-        return self.activation(free + tf.matmul(content, self.shared_kernel) + self.bias)
+        return self.activation(free + self.speed * tf.matmul(content, self.shared_kernel) + self.bias)
 
 
 class SharedDecoderOutput(keras.layers.Layer):
     """Logits h (d_i + e_i B) + c_i + e_i . a, with d_i, c_i zero for new movies."""
 
     def __init__(self, movie_vectors: callable, free_mask, shared_dim: int, seed: int | None = None,
-                 free_dropout: FreeDropout = NO_FREE_DROPOUT, **kwargs):
+                 free_dropout: FreeDropout = NO_FREE_DROPOUT, speed: float = 1.0, **kwargs):
         super().__init__(**kwargs)
         self._movie_vectors = movie_vectors  # a function, so the encoder's layer is not tracked twice
         self.free_mask = _mask_or_none(free_mask)
         self.n_movies, self.shared_dim, self.seed = len(free_mask), int(shared_dim), seed
-        self.free_dropout = free_dropout
+        self.free_dropout, self.speed = free_dropout, float(speed)
 
     def build(self, input_shape):
         units = input_shape[-1]
@@ -133,7 +143,7 @@ class SharedDecoderOutput(keras.layers.Layer):
                                       initializer=keras.initializers.GlorotUniform(self.seed), name="kernel")
         self.bias = self.add_weight(shape=(self.n_movies,), initializer="zeros", name="bias")
         self.shared_kernel = self.add_weight(
-            shape=(units, self.shared_dim), initializer=keras.initializers.GlorotUniform(_seed(self.seed, 1)),
+            shape=(units, self.shared_dim), initializer=_glorot_over(self.speed, _seed(self.seed, 1)),
             name="shared_kernel")
         self.shared_bias = self.add_weight(shape=(self.shared_dim,), initializer="zeros",
                                            name="shared_bias")
@@ -145,7 +155,7 @@ class SharedDecoderOutput(keras.layers.Layer):
         if mask is not None:
             free *= mask
         shared = tf.matmul(tf.matmul(h, self.shared_kernel), vectors, transpose_b=True)
-        return free + shared + tf.linalg.matvec(vectors, self.shared_bias)
+        return free + self.speed * shared + self.speed * tf.linalg.matvec(vectors, self.shared_bias)
 
 
 @keras.saving.register_keras_serializable(package="hvae_tf")
@@ -155,12 +165,13 @@ class SharedHybridVAE(StandardVAE):
     `shared_dim`: the size of the movie vectors e_i; `free_l2`: the L2 weight on the free parts
     (the decoder's free bias included, so that the shared bias e_i . a carries the common level a
     new movie's score starts from); `free_dropout`: the share of the movies that train as new
-    ones in each step."""
+    ones in each step; `shared_speed`: how much faster than the learning rate the shared weights
+    move."""
 
     places_new_movies = True
 
     def __init__(self, content, shared_dim: int = 32, free_l2: float = 0.0, free_dropout: float = 0.0,
-                 **kwargs):
+                 shared_speed: float = 1.0, **kwargs):
         content = np.asarray(content, dtype=np.float32)
         if content.ndim != 2 or content.shape[1] < 1 or not np.isfinite(content).all():
             raise ValueError(f"content must be a finite [n_movies, D] matrix, got shape {content.shape}")
@@ -171,8 +182,9 @@ class SharedHybridVAE(StandardVAE):
         check_setting("shared_dim", shared_dim)
         check_setting("free_l2", free_l2)
         check_setting("free_dropout", free_dropout)
+        check_setting("shared_speed", shared_speed)
         self._init_content = content  # read by the hooks StandardVAE.__init__ calls
-        self.shared_dim, self.free_l2 = int(shared_dim), float(free_l2)
+        self.shared_dim, self.free_l2, self.shared_speed = int(shared_dim), float(free_l2), float(shared_speed)
         # Read by the layers only in a step, once anneal_step (the update count) exists.
         self.dropped_movies = FreeDropout(free_dropout, _seed(kwargs.get("seed"), 102),
                                           step=lambda: self.anneal_step)
@@ -186,14 +198,14 @@ class SharedHybridVAE(StandardVAE):
 
     def _make_first_layer(self, seed, activation, name) -> ClickDense:
         return SharedClickDense(self._init_content, self.shared_dim, self._free_mask(),
-                                free_dropout=self.dropped_movies,
+                                free_dropout=self.dropped_movies, speed=self.shared_speed,
                                 units=self.hidden_dim, activation=activation, seed=seed,
                                 click_input=self.click_input, name=name)
 
     def _make_decoder_output(self, seed):
         return SharedDecoderOutput(lambda: self.first_layer.movie_vectors.vectors(), self._free_mask(),
                                    self.shared_dim, seed=seed, free_dropout=self.dropped_movies,
-                                   name="decoder_output")
+                                   speed=self.shared_speed, name="decoder_output")
 
     def _shallow_logits(self, clicks: tf.SparseTensor, training: bool = False) -> tf.Tensor:
         """A movie training as new gets what a new one gets from the shallow path: its bias alone
@@ -201,6 +213,15 @@ class SharedHybridVAE(StandardVAE):
         logits = super()._shallow_logits(clicks, training)
         keep = self.dropped_movies.keep(None, self.n_movies, training)
         return logits if keep is None else keep * logits + (1.0 - keep) * self.shallow_path.bias
+
+    def weight_penalty(self) -> tf.Tensor:
+        """As on every kernel, on the shared ones' W = speed * V, not on the stored V."""
+        penalty = super().weight_penalty()
+        if self.shared_speed == 1.0:
+            return penalty
+        shared = [self.first_layer.movie_vectors.projection, self.first_layer.shared_kernel,
+                  self.decoder_output.shared_kernel]
+        return penalty + (self.shared_speed ** 2 - 1.0) * tf.add_n([tf.reduce_sum(tf.square(v)) for v in shared])
 
     def penalty(self):
         terms = [super().penalty()]
@@ -217,7 +238,7 @@ class SharedHybridVAE(StandardVAE):
 
     def get_config(self):
         return {**super().get_config(), "shared_dim": self.shared_dim, "free_l2": self.free_l2,
-                "free_dropout": self.dropped_movies.rate,
+                "free_dropout": self.dropped_movies.rate, "shared_speed": self.shared_speed,
                 "content_dim": int(self.movie_embeddings.shape[1])}
 
     @classmethod
