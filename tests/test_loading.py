@@ -1,6 +1,8 @@
 """load_movielens: building the TFDS dataset from the real ml-1m / latest-small and reading it back."""
 
 import shutil
+import subprocess
+import sys
 import time
 import urllib.error
 from unittest import mock
@@ -99,6 +101,18 @@ def test_genome_round_trip(tmp_path):
     data = loading.load_movielens("20m", data_dir=tmp_path, manual_dir=dummy)
     _assert_same_data(data, loading.read_release("20m", dummy))
     assert data.has_genome and len(data.genome_tags) == 3
+
+
+def test_two_processes_building_one_release_at_once_both_read_it(tmp_path):
+    """The second waits for the first's build rather than deleting the files it is writing."""
+    read = ("import sys; from hvae_tf.data import loading; "
+            "print(len(loading.load_movielens('20m', data_dir=sys.argv[1], manual_dir=sys.argv[2]).ratings))")
+    starts = [subprocess.Popen([sys.executable, "-c", read, str(tmp_path), str(dummy_data_dir() / "extracted")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    ends = [start.communicate(timeout=600) for start in starts]
+    assert [start.returncode for start in starts] == [0, 0], [err[-2000:] for _, err in ends]
+    counts = [out.splitlines()[-1] for out, _ in ends]  # after TFDS's own messages
+    assert counts == [str(len(loading.read_release("20m", dummy_data_dir() / "extracted").ratings))] * 2
 
 
 def test_wrong_manual_dir_fails_before_building(tmp_path):

@@ -12,7 +12,9 @@ per-example decoding costs Python work for each of ML-20M's 138k users.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import logging
 import shutil
 import urllib.parse
@@ -165,7 +167,26 @@ def built_builder(release: str, table: str, data_dir=None, manual_dir=None,
     return builder
 
 
+@contextlib.contextmanager
+def _one_build_at_a_time(release: str, data_dir):
+    """Hold the release's build lock: TFDS builds into fixed folders, so two processes building at
+    once (two train.py started together on a new machine) delete each other's files; the second
+    waits here, then finds the release built. The lock dies with its holder."""
+    root = _folder(_builder(release, TABLES[0], data_dir)).parents[1]
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f"{release}.build.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def built_pair(release: str, data_dir=None, manual_dir=None) -> tuple[HvaeMovielens, HvaeMovielens]:
+    """The users and movies builders of `release`, prepared from the same files, by one process
+    at a time (`_one_build_at_a_time`)."""
+    with _one_build_at_a_time(release, data_dir):
+        return _built_pair(release, data_dir, manual_dir)
+
+
+def _built_pair(release: str, data_dir=None, manual_dir=None) -> tuple[HvaeMovielens, HvaeMovielens]:
     """The users and movies builders of `release`, prepared from the same files.
 
     Built as one unit: when either build fails, neither config is left prepared; without a
