@@ -10,6 +10,7 @@ its settings), on which users (the split's fingerprint and test/validation) and 
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Iterable
@@ -21,8 +22,7 @@ from hvae_tf.config import HELD_OUT_SPLITS, SCHEMES, TrainConfig
 from hvae_tf.data import prepare
 from hvae_tf.data.protocols import HeldOutUsers, Split
 from hvae_tf.evaluation import segments as segmenting
-from hvae_tf.evaluation.movie_level import ClickRanks
-from hvae_tf.evaluation.schemes import evaluate_scheme
+from hvae_tf.evaluation.schemes import evaluate_scheme, with_segments
 from hvae_tf.evaluation.significance import save_per_user
 from hvae_tf.io import file_digest, write_atomic
 from hvae_tf.metrics import ranking
@@ -161,18 +161,12 @@ def evaluate_saved_model(path, split_name: str = "test", recall_ks=(20, 50), ndc
 
     segments = segmenting.for_split(split, users, split_name)
     options = dict(recall_ks=recall_ks, ndcg_ks=ndcg_ks)
-    ranks = []
-    per_user = ranking.score_top_lists(top_lists, users.fold_in, users.held_out,
-                                       column_groups=segments.movie_groups, ranks_out=ranks, **options)
-    clicks = ClickRanks.per_segment(users.held_out, ranks[0], depth, segments.movie_groups)
-    if "new" in segments.movie_groups:  # the served shelf of new movies
-        new_held_out = ranking.only_columns(users.held_out, segments.movie_groups["new"])
-        among_new = ranking.score_top_lists(
-            lambda fold_in: top_lists(fold_in, "new_movie_ids"), users.fold_in, new_held_out,
-            ranks_out=ranks, **options)
-        per_user.update({f"{segmenting.AMONG_NEW}:{k}": v for k, v in among_new.items()})
-        clicks[segmenting.AMONG_NEW] = ClickRanks.of(new_held_out, ranks[1], depth)
-    per_user = segmenting.with_light_users(per_user, segments.light_users)
+    served_shelf = functools.partial(  # the served shelf of new movies
+        ranking.score_top_lists, lambda fold_in: top_lists(fold_in, "new_movie_ids"), **options)
+    clicks = {}
+    per_user = with_segments(functools.partial(ranking.score_top_lists, top_lists, **options),
+                             served_shelf if "new" in segments.movie_groups else None,
+                             users, segments, depth, clicks)
     folder = evaluation_folder(path.parent / f".eval-{path.name}", split_name, True)
     save_per_user(scheme_file(folder, "Eval 2"), per_user, users.user_ids,
                   metadata={"model": cfg.model_name, "fold": cfg.fold, "scheme": "Eval 2"}, clicks=clicks)

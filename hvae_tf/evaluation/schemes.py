@@ -9,6 +9,7 @@ Eval 2: Liang et al.'s strong generalisation: the fold-in 80% is the input, the 
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, Iterable
 
 import numpy as np
@@ -38,20 +39,31 @@ def evaluate_scheme(
         options = dict(mask_inputs=masked, recall_ks=recall_ks, ndcg_ks=ndcg_ks, batch_size=batch_size)
         if segments is None:
             return ranking.score_users(scorer, users.fold_in, users.held_out, **options)
-        groups = segments.movie_groups
-        ranks = [] if click_ranks is not None else None  # ranked clicks only when asked for
-        per_user = ranking.score_users(scorer, users.fold_in, users.held_out, column_groups=groups,
-                                       ranks_out=ranks, **options)
-        depth = max((*recall_ks, *ndcg_ks))
-        if click_ranks is not None:
-            click_ranks.update(ClickRanks.per_segment(users.held_out, ranks[0], depth, groups))
-        if "new" in groups:
-            new_held_out = ranking.only_columns(users.held_out, groups["new"])
-            among_new = ranking.score_users(
-                segmenting.among(scorer, groups["new"]), users.fold_in, new_held_out,
-                ranks_out=ranks, **options)
-            per_user.update({f"{segmenting.AMONG_NEW}:{k}": v for k, v in among_new.items()})
-            if click_ranks is not None:
-                click_ranks[segmenting.AMONG_NEW] = ClickRanks.of(new_held_out, ranks[1], depth)
-        return segmenting.with_light_users(per_user, segments.light_users)
+        new = segments.movie_groups.get("new")
+        among_new = None if new is None else functools.partial(
+            ranking.score_users, segmenting.among(scorer, new), **options)
+        return with_segments(functools.partial(ranking.score_users, scorer, **options), among_new,
+                             users, segments, max((*recall_ks, *ndcg_ks)), click_ranks)
     raise ValueError(f"unknown evaluation scheme {scheme!r}: choose one of {', '.join(SCHEMES)}")
+
+
+def with_segments(score: Callable, score_among_new: Callable | None, users: HeldOutUsers,
+                  segments: segmenting.Segments, depth: int,
+                  click_ranks: dict[str, ClickRanks] | None = None) -> dict[str, np.ndarray]:
+    """Eval 2 per user with every segment's metrics, for a model scored either way (a scorer, or
+    a served model's top lists): `score(fold_in, held_out, column_groups=, ranks_out=)` ranks all
+    movies, `score_among_new(fold_in, held_out, ranks_out=)` the new movies alone (None: the split
+    has none). A `click_ranks` dict gets each segment's held-out clicks with their ranks, kept
+    only when asked for (they cost a sort per batch)."""
+    groups = segments.movie_groups
+    ranks = [] if click_ranks is not None else None
+    per_user = score(users.fold_in, users.held_out, column_groups=groups, ranks_out=ranks)
+    if click_ranks is not None:
+        click_ranks.update(ClickRanks.per_segment(users.held_out, ranks[0], depth, groups))
+    if score_among_new is not None:
+        new_held_out = ranking.only_columns(users.held_out, groups["new"])
+        among_new = score_among_new(users.fold_in, new_held_out, ranks_out=ranks)
+        per_user.update({f"{segmenting.AMONG_NEW}:{k}": v for k, v in among_new.items()})
+        if click_ranks is not None:
+            click_ranks[segmenting.AMONG_NEW] = ClickRanks.of(new_held_out, ranks[1], depth)
+    return segmenting.with_light_users(per_user, segments.light_users)
