@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from conftest import set_dead_proxy
 
-from hvae_tf.config import parse_args
+from hvae_tf.config import TrainConfig, parse_args
 from hvae_tf.data import loading
 from hvae_tf.data.protocols import make_split
 from hvae_tf.data.schema import MovieLensData
@@ -109,8 +109,22 @@ def test_relative_paths_are_saved_absolute_so_another_working_directory_finds_th
     cfg = parse_args(["--manual-dir", "ml-1m", "--data-dir", "../tfds", "--run-dir", "runs/a",
                       "--vad-lexicon", "lexicons/vad.csv"])
     assert cfg.manual_dir == str(tmp_path / "ml-1m") and cfg.run_dir == str(tmp_path / "runs/a")
-    assert cfg.data_dir == str(tmp_path / "../tfds") and cfg.vad_lexicon == str(tmp_path / "lexicons/vad.csv")
+    assert cfg.data_dir == str(tmp_path.parent / "tfds") and cfg.vad_lexicon == str(tmp_path / "lexicons/vad.csv")
     assert cfg.export_dir == str(tmp_path / "saved_models")
+
+
+def test_one_folder_has_one_spelling_in_a_saved_config(tmp_path, monkeypatch):
+    """A grid started in another checkout names the data as `../data`: the saved config must match."""
+    (tmp_path / "main").mkdir()
+    (tmp_path / "grid").mkdir()
+    monkeypatch.chdir(tmp_path / "main")
+    here = parse_args(["--manual-dir", "../data"])
+    monkeypatch.chdir(tmp_path / "grid")
+    there = parse_args(["--manual-dir", "../grid/./../data"])
+    assert here.manual_dir == there.manual_dir == str(tmp_path / "data")
+    assert not here.differences(there)
+    saved_before = here.to_json().replace(str(tmp_path / "data"), str(tmp_path / "main" / ".." / "data"))
+    assert TrainConfig.from_json(saved_before) == here
 
 
 # ---------------------------------------------------------------------------- serving signature

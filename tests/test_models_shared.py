@@ -42,17 +42,18 @@ def test_movie_rows_are_free_part_plus_shared_part_of_the_features():
     vectors = layer.movie_vectors
     free = np.ones(N_MOVIES)
     free[NEW] = 0.0
-    e = np.tanh(content() @ vectors.projection.numpy() + vectors.projection_bias.numpy())
+    s = model.shared_speed  # each shared weight is s times its stored variable
+    e = np.tanh(s * (content() @ vectors.projection.numpy() + vectors.projection_bias.numpy()))
     x = dense_clicks(users)
     c = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-6)
-    kernel = layer.kernel.numpy() * free[:, None] + e @ layer.shared_kernel.numpy()
+    kernel = layer.kernel.numpy() * free[:, None] + e @ (s * layer.shared_kernel.numpy())
     h1 = np.tanh(c @ kernel + layer.bias.numpy())
     weights = model._click_weights(click_matrix(users, N_MOVIES), False)
     np.testing.assert_allclose(layer(weights, equal_in_rows=True), h1, rtol=1e-4, atol=1e-5)
 
     h = np.random.default_rng(1).normal(size=(12, HIDDEN)).astype(np.float32)
     logits = ((h @ decoder.kernel.numpy() + decoder.bias.numpy()) * free
-              + h @ decoder.shared_kernel.numpy() @ e.T + e @ decoder.shared_bias.numpy())
+              + s * (h @ decoder.shared_kernel.numpy() @ e.T + e @ decoder.shared_bias.numpy()))
     np.testing.assert_allclose(decoder(h), logits, rtol=1e-4, atol=1e-4)
 
 

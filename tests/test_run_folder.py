@@ -11,7 +11,7 @@ import time
 import pytest
 from conftest import REPO, small_run_argv
 
-from hvae_tf.config import TrainConfig, parse_args
+from hvae_tf.config import parse_args
 from hvae_tf.training.run import train
 from hvae_tf.training.run_folder import LOCK, RunFolder
 
@@ -100,17 +100,3 @@ def test_a_taken_export_version_is_refused_before_any_training(generated_data_di
     with pytest.raises(FileExistsError, match="--export-version 3"):
         train(parse_args(argv))
     assert not (tmp_path / "run" / "config.json").exists()  # refused before data and model
-
-
-def test_one_folder_has_one_spelling_in_a_saved_config(tmp_path, monkeypatch):
-    """A grid started in another checkout names the data as `../data`: the saved config must match."""
-    (tmp_path / "main").mkdir()
-    (tmp_path / "grid").mkdir()
-    monkeypatch.chdir(tmp_path / "main")
-    here = parse_args(["--manual-dir", "../data"])
-    monkeypatch.chdir(tmp_path / "grid")
-    there = parse_args(["--manual-dir", "../grid/./../data"])
-    assert here.manual_dir == there.manual_dir == str(tmp_path / "data")
-    assert not here.differences(there)
-    saved_before = here.to_json().replace(str(tmp_path / "data"), str(tmp_path / "main" / ".." / "data"))
-    assert TrainConfig.from_json(saved_before) == here
