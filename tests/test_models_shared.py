@@ -92,6 +92,25 @@ def test_training_never_moves_a_new_movies_free_part():
     assert np.abs(grads["shared"].numpy()).max() > 0.0
 
 
+def test_new_movies_rank_among_themselves_as_the_product_does_where_float32_ties_them():
+    model = shared_model(likelihood="bernoulli", shallow="zeros")  # VASP's product of sigmoids
+    users = padded_users(6)
+    decoder, speed = model.decoder_output, model.shared_speed
+    model.scores(users)  # built
+    # New movies the VAE is sure of, more or less: logits 20, 28 and 24, the same for every user.
+    vectors = model.first_layer.movie_vectors.vectors().numpy()[NEW]
+    decoder.shared_kernel.assign(tf.zeros_like(decoder.shared_kernel))
+    decoder.shared_bias.assign(np.linalg.lstsq(speed * vectors, [20.0, 28.0, 24.0], rcond=None)[0])
+    clicks = click_matrix(users, N_MOVIES)
+    vae = model.decode(model._encode_clicks(clicks, False)[0], False).numpy().astype(np.float64)
+    shallow = model.shallow_path(clicks).numpy().astype(np.float64)
+    exact = -np.logaddexp(0.0, -vae) - np.logaddexp(0.0, -shallow)  # log s(a) s(b), in float64
+    assert (np.argsort(-exact[:, NEW], axis=1) == [1, 2, 0]).all()
+    assert (np.ptp(model.scores(users).numpy()[:, NEW], axis=1) == 0).all()  # float32 ties them
+    ranked = np.argsort(-model.new_movie_scores(users).numpy()[:, NEW], axis=1)
+    np.testing.assert_array_equal(ranked, np.argsort(-exact[:, NEW], axis=1))
+
+
 def _which_side(got, with_free, shared_only):
     """Per column (or row), True where `got` is the shared part alone, False where it has the free part."""
     alone = np.isclose(got, shared_only, rtol=1e-4, atol=1e-5).all(axis=0)

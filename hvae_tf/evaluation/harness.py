@@ -61,7 +61,7 @@ def cached(folder: str | Path, key: dict) -> dict | None:
 
 def evaluate_scorer(
     scorer, split: Split, split_name: str, folder: str | Path, key: dict, *,
-    metadata: dict | None = None,
+    metadata: dict | None = None, new_movie_scorer=None,
 ) -> dict[str, dict[str, float]]:
     """Means per scheme (the schemes and options named by `key`, see evaluation_key) on the
     split's `split_name` users, segment metrics included; per-user vectors saved beside them. A
@@ -73,7 +73,7 @@ def evaluate_scorer(
     users = held_out_users(split, split_name)
     summaries = {}
     options = dict(masked=key["masked"], recall_ks=key["recall_ks"], ndcg_ks=key["ndcg_ks"],
-                   segments=segmenting.for_split(split, users, split_name))
+                   segments=segmenting.for_split(split, users, split_name), new_movie_scorer=new_movie_scorer)
     for scheme in key["schemes"]:
         clicks = {}
         per_user = evaluate_scheme(scorer, users, scheme, click_ranks=clicks, **options)
@@ -121,7 +121,8 @@ def evaluate_run(path, split_name: str = "test", masked: bool = True, allow_unfi
     key = evaluation_key(weights, split_fingerprint=run.split.fingerprint(), **options)
     return evaluate_scorer(run.model.scores, run.split, split_name, folder, key,
                            metadata={"model": run.config.model_name, "fold": run.config.fold,
-                                     "finished": run.finished})
+                                     "finished": run.finished},
+                           new_movie_scorer=run.model.new_movie_scores)
 
 
 def evaluate_saved_model(path, split_name: str = "test", recall_ks=(20, 50), ndcg_ks=(100,)):

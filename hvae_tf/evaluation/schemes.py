@@ -27,10 +27,13 @@ def evaluate_scheme(
     scorer: Scorer, users: HeldOutUsers, scheme: str, *, masked: bool = True,
     recall_ks: Iterable[int] = (20, 50), ndcg_ks: Iterable[int] = (100,), batch_size: int = 1000,
     segments: segmenting.Segments | None = None, click_ranks: dict[str, ClickRanks] | None = None,
+    new_movie_scorer: Scorer | None = None,
 ) -> dict[str, np.ndarray]:
     """Per-user metric vectors (NaN where the user has no target) for one scheme; with `segments`
     Eval 2 adds the segment metrics (evaluation/segments.py; Eval 1's targets are its inputs),
-    and a `click_ranks` dict gets each movie segment's held-out clicks with their ranks."""
+    and a `click_ranks` dict gets each movie segment's held-out clicks with their ranks.
+    `new_movie_scorer` ranks the new movies among themselves (default `scorer`; a model's
+    `new_movie_scores`)."""
     if scheme == "Eval 1":
         full = users.full
         return ranking.score_users(scorer, full, full, mask_inputs=False, recall_ks=recall_ks,
@@ -41,7 +44,7 @@ def evaluate_scheme(
             return ranking.score_users(scorer, users.fold_in, users.held_out, **options)
         new = segments.movie_groups.get("new")
         among_new = None if new is None else functools.partial(
-            ranking.score_users, segmenting.among(scorer, new), **options)
+            ranking.score_users, segmenting.among(new_movie_scorer or scorer, new), **options)
         return with_segments(functools.partial(ranking.score_users, scorer, **options), among_new,
                              users, segments, max((*recall_ks, *ndcg_ks)), click_ranks)
     raise ValueError(f"unknown evaluation scheme {scheme!r}: choose one of {', '.join(SCHEMES)}")

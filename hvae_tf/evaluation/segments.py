@@ -29,8 +29,9 @@ LIGHT_USERS_SHARE = 0.25
 AMONG_NEW = "new-vs-new"
 LIGHT_USERS = "light-users"
 # Names and meanings of the segment metrics, and the click ranks kept for them
-# (evaluation/movie_level.py): part of every evaluation's cache key.
-VERSION = "segments/2"
+# (evaluation/movie_level.py): part of every evaluation's cache key. 3: new movies ranked among
+# themselves by a model's new_movie_scores, which a VASP-style product no longer ties.
+VERSION = "segments/3"
 
 
 @dataclasses.dataclass

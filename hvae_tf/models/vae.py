@@ -272,6 +272,19 @@ class StandardVAE(VariationalAutoencoder):
         """Ranking scores (from the latent mean, no dropout), [batch, n_movies]."""
         return self(indices, training=False)
 
+    def new_movie_scores(self, indices) -> tf.Tensor:
+        """Scores that rank the new movies among themselves (their metrics, the served shelf).
+
+        With a shallow path and the new movies out of the reconstruction (`places_new_movies`),
+        a new movie's shallow logit is the path's bias alone, the same for every new movie (no
+        training click leads to it or from it), so VASP's product s(a) s(b) orders them by the
+        VAE's logit a. `scores` cannot: once s(a) rounds to 1 in float32 (a above about 17) the
+        new movies tie, and a top-k orders them by column."""
+        if self.shallow_path is None or not self.places_new_movies:
+            return self.scores(indices)
+        mu, _ = self._encode_clicks(click_matrix(indices, self.n_movies), False)
+        return self.decode(mu, False)
+
     def compute_losses(self, indices, training: bool, denoise: bool | None = None):
         """Reconstruction loss, KL term and beta; the first two per user, shape [batch]; beta a
         scalar or per user. `denoise` (default: `training`) drops clicks from the encoder's input."""

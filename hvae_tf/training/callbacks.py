@@ -91,7 +91,7 @@ class RankingMetrics(keras.callbacks.Callback):
                 if name not in ("users", "users_excluded")}
 
     def _scores_among_new(self, indices):
-        return tf.where(self._new_mask, self.model.scores(indices), -np.inf)
+        return tf.where(self._new_mask, self.model.new_movie_scores(indices), -np.inf)
 
     def on_epoch_end(self, epoch, logs=None):
         values = self.compute()

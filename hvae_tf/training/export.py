@@ -55,7 +55,9 @@ class RecommenderModule(tf.Module):
             ),
             default_value=-1,
         )
-        scores_of = model.scores  # held by the closure only, so the model is not tracked
+        scores_of = model.scores  # held by the closures only, so the model is not tracked
+        # Another pass only where the shelf's order differs from the scores' (see new_movie_scores).
+        new_scores_of = model.new_movie_scores if getattr(model, "places_new_movies", False) else None
         new_columns = np.asarray(getattr(model, "new_movies", ()), np.int64)
         self.new_k = int(min(k, len(new_columns)))
         self.new_columns = tf.constant(new_columns)
@@ -69,7 +71,9 @@ class RecommenderModule(tf.Module):
             scores = tf.where(seen, tf.constant(-np.inf, scores.dtype), scores)
             answer = _top_ids(scores, self.k, self.movie_ids, "")
             if self.new_k:
-                new_scores = tf.gather(scores, self.new_columns, axis=1)
+                shelf = scores if new_scores_of is None else tf.where(
+                    seen, tf.constant(-np.inf, scores.dtype), new_scores_of(columns))
+                new_scores = tf.gather(shelf, self.new_columns, axis=1)
                 answer.update(_top_ids(new_scores, self.new_k, tf.gather(self.movie_ids, self.new_columns),
                                        "new_"))
             return answer
