@@ -5,7 +5,8 @@ histories; TF Serving's REST API takes rectangular tensors, so the input is a ba
 lists (-1 = padding). Unknown ids are ignored, duplicates count once, and the movies a user gave are
 never recommended back. A model trained with new movies (no clicks yet) also answers
 `new_movie_ids` / `new_scores`: the best of the new movies alone, a shelf for movies that could not
-compete with clicked ones yet. The archive needs only TensorFlow to load (no hvae_tf import).
+compete with clicked ones yet (scored by the model's `new_movie_scores`: for a sharing hybrid with
+a shallow path, the VAE's logits, which order them as the product does without its float32 ties). The archive needs only TensorFlow to load (no hvae_tf import).
 
 Each version folder holds what serving needs and nothing else (no optimizer state), gets the modes
 the user's umask gives (TF Serving often runs as another user), and carries TF Serving's warm-up
