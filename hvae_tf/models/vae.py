@@ -272,6 +272,11 @@ class StandardVAE(VariationalAutoencoder):
         """Ranking scores (from the latent mean, no dropout), [batch, n_movies]."""
         return self(indices, training=False)
 
+    @property
+    def ranks_new_movies_apart(self) -> bool:
+        """Whether `new_movie_scores` differs from `scores` (a second pass where it is needed)."""
+        return self.shallow_path is not None and self.places_new_movies
+
     def new_movie_scores(self, indices) -> tf.Tensor:
         """Scores that rank the new movies among themselves (their metrics, the served shelf).
 
@@ -280,7 +285,7 @@ class StandardVAE(VariationalAutoencoder):
         training click leads to it or from it), so VASP's product s(a) s(b) orders them by the
         VAE's logit a. `scores` cannot: once s(a) rounds to 1 in float32 (a above about 17) the
         new movies tie, and a top-k orders them by column."""
-        if self.shallow_path is None or not self.places_new_movies:
+        if not self.ranks_new_movies_apart:
             return self.scores(indices)
         mu, _ = self._encode_clicks(click_matrix(indices, self.n_movies), False)
         return self.decode(mu, False)

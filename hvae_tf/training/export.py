@@ -58,7 +58,7 @@ class RecommenderModule(tf.Module):
         )
         scores_of = model.scores  # held by the closures only, so the model is not tracked
         # Another pass only where the shelf's order differs from the scores' (see new_movie_scores).
-        new_scores_of = model.new_movie_scores if getattr(model, "places_new_movies", False) else None
+        new_scores_of = model.new_movie_scores if getattr(model, "ranks_new_movies_apart", False) else None
         new_columns = np.asarray(getattr(model, "new_movies", ()), np.int64)
         self.new_k = int(min(k, len(new_columns)))
         self.new_columns = tf.constant(new_columns)
