@@ -145,7 +145,7 @@ class TrainConfig:
     free_dropout: float = setting(0.0, "model", "share of the movies the sharing hybrid trains as "
                                   "new ones in each step (their free rows left out), so its shared "
                                   "part learns to place a movie alone", rule=RATE)
-    shared_speed: float = setting(3.0, "model", "the sharing hybrid's shared weights (what places "
+    shared_speed: float = setting(1.0, "model", "the sharing hybrid's shared weights (what places "
                                   "a movie from its features) move at this multiple of the "
                                   "learning rate", rule=POSITIVE)
     embedding_dim: int = setting(3, "features", "size of the movie embeddings (the Movie-VAE's "
@@ -277,7 +277,7 @@ class TrainConfig:
         saved.setdefault("recipe", "mult-vae")
         # Saved before the sharing hybrid had free dropout: it trained with none.
         saved.setdefault("free_dropout", 0.0)
-        saved.setdefault("shared_speed", 1.0)  # saved before it existed: the shared weights moved at 1
+        saved.setdefault("shared_speed", 1.0)
         # Saved before recipes chose the shallow path's start: it was EASE with L2 500.
         saved.setdefault("shallow_init_l2", 500.0)
         saved.setdefault("shallow_init_dropout", 0.0)
@@ -296,6 +296,8 @@ class TrainConfig:
         """Fields that differ and change what a run computes (epochs included): two runs agreeing
         on all of them are the same experiment."""
         same_result = {"verbose", "strategy"}
+        if self.approach != "shared" and other.approach != "shared":  # the sharing hybrid's own
+            same_result |= set(SHARED_FIELDS)
         return {f.name: (getattr(other, f.name), getattr(self, f.name)) for f in dataclasses.fields(self)
                 if f.metadata["parts"] & {"split", "features", "model", "fit"}
                 and f.name not in same_result and getattr(self, f.name) != getattr(other, f.name)}

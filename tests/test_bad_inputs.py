@@ -4,6 +4,7 @@ Each test is named after its row. Rows already tested elsewhere (readers, protoc
 train flags, run folder) are not repeated here.
 """
 
+import dataclasses
 import importlib.util
 import json
 import math
@@ -125,6 +126,14 @@ def test_one_folder_has_one_spelling_in_a_saved_config(tmp_path, monkeypatch):
     assert not here.differences(there)
     saved_before = here.to_json().replace(str(tmp_path / "data"), str(tmp_path / "main" / ".." / "data"))
     assert TrainConfig.from_json(saved_before) == here
+
+
+def test_the_sharing_hybrids_settings_tell_apart_only_sharing_hybrid_runs():
+    """A Standard-VAE run is the same experiment whatever --shared-speed says, so a grid reuses it."""
+    plain = TrainConfig(features="none")
+    assert not plain.result_differences(dataclasses.replace(plain, shared_speed=3.0, shared_dim=8))
+    shared = TrainConfig(features="genre", approach="shared")
+    assert set(shared.result_differences(dataclasses.replace(shared, shared_speed=3.0))) == {"shared_speed"}
 
 
 # ---------------------------------------------------------------------------- serving signature

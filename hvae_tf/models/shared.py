@@ -171,7 +171,7 @@ class SharedHybridVAE(StandardVAE):
     places_new_movies = True
 
     def __init__(self, content, shared_dim: int = 32, free_l2: float = 0.0, free_dropout: float = 0.0,
-                 shared_speed: float = 3.0, **kwargs):
+                 shared_speed: float = 1.0, **kwargs):
         content = np.asarray(content, dtype=np.float32)
         if content.ndim != 2 or content.shape[1] < 1 or not np.isfinite(content).all():
             raise ValueError(f"content must be a finite [n_movies, D] matrix, got shape {content.shape}")
