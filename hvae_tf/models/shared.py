@@ -13,8 +13,8 @@ the shared part little to learn; `free_dropout` makes a random share of the movi
 step (DropoutNet's input dropout, Volkovs et al., NeurIPS 2017), so the shared part must place
 them alone, as it will have to for a new movie. `shared_speed` moves the shared weights (P, p, A,
 B, a) faster than the free parts: stored as V with W = speed * V, so each Adam step moves W by
-about speed * lr: the shared part keeps placing new movies better long after the free parts are at
-their best, and faster it gets further by then.
+about speed * lr. Meant for a shared part that keeps placing new movies better long after the
+free parts are at their best; on ML-1M a speed of 3 did not place them better (default 1).
 
 Per step this costs E = act(F P + p) once per use (N x D x s), the encoder's (C E) A (batch x s x
 hidden) beside its usual sparse product, and the decoder's (h B) E^T (batch x s x N) beside its
