@@ -6,7 +6,8 @@ lists (-1 = padding). Unknown ids are ignored, duplicates count once, and the mo
 never recommended back. A model trained with new movies (no clicks yet) also answers
 `new_movie_ids` / `new_scores`: the best of the new movies alone, a shelf for movies that could not
 compete with clicked ones yet (scored by the model's `new_movie_scores`: for a sharing hybrid with
-a shallow path, the VAE's logits, which order them as the product does without its float32 ties). The archive needs only TensorFlow to load (no hvae_tf import).
+a shallow path, the VAE's logits, which order them as the product does without its float32
+ties). The archive needs only TensorFlow to load (no hvae_tf import).
 
 Each version folder holds what serving needs and nothing else (no optimizer state), gets the modes
 the user's umask gives (TF Serving often runs as another user), and carries TF Serving's warm-up
@@ -69,11 +70,14 @@ class RecommenderModule(tf.Module):
             columns = _drop_repeats(columns)
             scores = scores_of(columns)
             seen = _seen_mask(columns, tf.shape(scores)[1])
-            scores = tf.where(seen, tf.constant(-np.inf, scores.dtype), scores)
+
+            def unseen(values):  # the user's own movies are never recommended back
+                return tf.where(seen, tf.constant(-np.inf, values.dtype), values)
+
+            scores = unseen(scores)
             answer = _top_ids(scores, self.k, self.movie_ids, "")
             if self.new_k:
-                shelf = scores if new_scores_of is None else tf.where(
-                    seen, tf.constant(-np.inf, scores.dtype), new_scores_of(columns))
+                shelf = scores if new_scores_of is None else unseen(new_scores_of(columns))
                 new_scores = tf.gather(shelf, self.new_columns, axis=1)
                 answer.update(_top_ids(new_scores, self.new_k, tf.gather(self.movie_ids, self.new_columns),
                                        "new_"))
