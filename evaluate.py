@@ -25,6 +25,7 @@ from hvae_tf.config import (
     APPROACHES,
     HELD_OUT_SPLITS,
     HYBRID_FEATURES,
+    PAPER_FEATURES,
     RECIPES,
     TrainConfig,
     config_from_args,
@@ -64,8 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("--approaches", type=parse_approach, nargs="+", choices=APPROACHES,
                       default=[1, 2], help="H-VAE approaches: 1, 2 (the paper's) and shared (the "
                       "sharing hybrid); default 1 2")
-    grid.add_argument("--feature-sets", nargs="*", default=list(HYBRID_FEATURES), choices=HYBRID_FEATURES,
-                      help="the H-VAE's feature sets (none given: the Standard-VAE and the baselines only)")
+    grid.add_argument("--feature-sets", nargs="*", default=list(PAPER_FEATURES), choices=HYBRID_FEATURES,
+                      help="the H-VAE's feature sets (default: the paper's; none given: the "
+                           "Standard-VAE and the baselines only)")
     grid.add_argument("--recipes", nargs="+", default=[], choices=RECIPES,
                       help="recipes for a recipe table beside --recipe's (each one's Standard-VAE "
                            "and H-VAE genre, with the baselines)")

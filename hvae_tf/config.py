@@ -27,10 +27,12 @@ from typing import Any, Callable
 from tf_datasets.hvae_movielens.releases import RELEASES
 
 DATASETS = (*RELEASES, "generated")
-CONTENT_FEATURES = ("genre", "genome", "imdb")  # what a movie's own data says
+CONTENT_FEATURES = ("genre", "genome", "imdb", "credits")  # what a movie's own data says
 HYBRID_FEATURES = ("random", *CONTENT_FEATURES)  # what the Hybrid-VAE can be given
+PAPER_FEATURES = ("random", "genre", "genome", "imdb")  # the paper's Table 2 columns
 FEATURES = ("none", *HYBRID_FEATURES)  # "none": the Standard-VAE
-FEATURE_LABELS = {"random": "random", "genre": "genre", "genome": "genome", "imdb": "IMDb"}
+FEATURE_LABELS = {"random": "random", "genre": "genre", "genome": "genome", "imdb": "IMDb",
+                  "credits": "credits"}
 APPROACHES = (1, 2, "shared")  # the paper's two, and the sharing hybrid (hvae_tf/models/shared.py)
 SHARED_INPUTS = ("features", "embeddings")
 # The sharing hybrid's own settings.

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from hvae_tf.data import prepare
-from hvae_tf.features import build_features, random_embeddings
+from hvae_tf.features import build, build_features, random_embeddings
 from hvae_tf.features.feature_matrix import FeatureMatrix
 from hvae_tf.io import file_digest, write_atomic
 from hvae_tf.models.movie_vae import train_movie_vae
@@ -30,6 +30,7 @@ def feature_matrix(cfg, data, split) -> FeatureMatrix:
     options = dict(vad_lexicon=cfg.vad_lexicon, liwc_dic=cfg.liwc_dic, word_vectors=cfg.word_vectors)
     # Keyed on the files' contents, not their names: an edited lexicon is another feature set.
     contents = {k: file_digest(v) if v and Path(v).is_file() else v for k, v in options.items()}
+    contents["version"] = build.FEATURES_VERSION  # read here, so a raised version is seen
     digest = hashlib.sha256(json.dumps(contents, sort_keys=True).encode()).hexdigest()[:8]
     path = cache_dir(cfg, data) / f"features-{cfg.features}-{digest}"
     if path.with_suffix(".npz").exists() and path.with_suffix(".json").exists():

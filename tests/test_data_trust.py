@@ -124,6 +124,23 @@ def test_split_key_changes_with_the_protocols_code_and_new_movies(tmp_path, monk
     assert prepare.split_key(cfg, data) != key
 
 
+def test_feature_matrix_made_by_other_feature_code_is_built_again(tmp_path, monkeypatch):
+    from hvae_tf.features import build
+
+    cfg = dataclasses.replace(config(tmp_path / "tfds", write_1m(tmp_path / "ml-1m", range(1, 13))),
+                              features="genre")
+    data, split = prepare.prepare(cfg, verbose=False)
+    calls = []
+    real = embeddings.build_features
+    monkeypatch.setattr(embeddings, "build_features", lambda *a, **k: calls.append(1) or real(*a, **k))
+    first = embeddings.feature_matrix(cfg, data, split)
+    assert embeddings.feature_matrix(cfg, data, split).fingerprint() == first.fingerprint()
+    assert len(calls) == 1  # the second answer came from the cache
+    monkeypatch.setattr(build, "FEATURES_VERSION", build.FEATURES_VERSION + "-next")
+    embeddings.feature_matrix(cfg, data, split)
+    assert len(calls) == 2
+
+
 # ---------------------------------------------------------------------------- another release
 
 

@@ -1,9 +1,10 @@
-"""The feature sets (genre, genome, imdb), their dispatch by name and the random control.
+"""The feature sets (genre, genome, imdb, credits), their dispatch by name and the random control.
 
 Small catalogues are built by hand in the schema's layout; the real ml-1m movies, links and
 OMDb plots are read from the shared data for the checks that need real text.
 """
 
+import inspect
 import json
 import re
 
@@ -13,7 +14,7 @@ import pytest
 
 from hvae_tf.config import CONTENT_FEATURES
 from hvae_tf.data.schema import MovieLensData
-from hvae_tf.features import build_features, random_embeddings
+from hvae_tf.features import build_features, credits, random_embeddings
 from hvae_tf.features.genome import genome_features
 from hvae_tf.features.genre import genre_features
 from tf_datasets.hvae_movielens.columns import MOVIE_COLUMNS, OMDB_FIELDS, RATING_COLUMNS
@@ -208,13 +209,70 @@ def test_real_ml1m_imdb(ml1m, shared_data):
     assert not np.isnan(features.values).any() and features.values.dtype == np.float32
 
 
+# ---------------------------------------------------------------------------- credits
+
+
+def test_credits_mark_the_people_of_two_movies_or_more_by_role():
+    data = movielens([
+        {"movieId": 1, "omdb": {"Director": "Ann Lee", "Writer": "Bo Kay (novel), Bo Kay (screenplay)",
+                                "Actors": "Cy Dee, Di Eve"}},
+        {"movieId": 2, "omdb": {"Director": "Ann Lee", "Writer": "Bo Kay", "Actors": "Ann Lee, Cy Dee"}},
+        {"movieId": 3, "omdb": {"Director": "N/A", "Writer": "N/A", "Actors": "Di Eve"}},
+        {"movieId": 4},  # no OMDb record
+    ])
+    features = build_features(data, np.asarray([3, 1, 2, 4]), "credits")
+    # Ann Lee acted once: her actor column would say nothing about another movie
+    assert features.columns == ["actor=Cy Dee", "actor=Di Eve", "director=Ann Lee", "writer=Bo Kay",
+                                "credits_missing"]
+    np.testing.assert_array_equal(features.values, [[0, 1, 0, 0, 0], [1, 1, 1, 1, 0],
+                                                    [1, 0, 1, 1, 0], [0, 0, 0, 0, 1]])
+    assert set(features.kinds) == {"binary"}
+    assert features.summary["credits: movies with no kept person"] == 0
+
+
+def test_credits_drop_the_least_credited_a_whole_count_at_a_time(monkeypatch):
+    directors = ["Ann", "Ann", "Ann", "Bo", "Bo", "Cy", "Cy", "Di", "Di"]
+    data = movielens([{"movieId": i + 1, "omdb": {"Director": d}} for i, d in enumerate(directors)])
+    ids = np.arange(1, len(directors) + 1)
+    monkeypatch.setattr(credits, "MAX_COLUMNS", 3)  # Bo, Cy and Di tie on 2: none is kept by name
+    assert build_features(data, ids, "credits").columns == ["director=Ann", "credits_missing"]
+    monkeypatch.setattr(credits, "MAX_COLUMNS", 4)
+    assert len(build_features(data, ids, "credits").columns) == 5
+
+
+def test_credits_without_omdb_say_how_to_get_it():
+    with pytest.raises(ValueError, match=r"--features credits needs OMDb records.*python -m hvae_tf.omdb"):
+        build_features(movielens([{"movieId": 1}]), np.asarray([1]), "credits")
+
+
+def test_the_grid_runs_credits_where_there_is_omdb_and_only_when_asked(ml1m):
+    from hvae_tf.evaluation.grid import grid_cells, run_grid
+
+    without_omdb = movielens([{"movieId": 1, "genres": ["Drama"]}])
+    assert grid_cells(without_omdb, ["genre", "credits"], ["shared"]) == [("none", 1), ("genre", "shared")]
+    assert ("credits", "shared") in grid_cells(ml1m, ["credits"], ["shared"])
+    paper_grid = inspect.signature(run_grid).parameters["feature_sets"].default
+    assert "credits" not in paper_grid and "imdb" in paper_grid  # the paper's Table 2 by default
+
+
+def test_real_ml1m_credits(ml1m):
+    features = build_features(ml1m, ml1m.movies.movieId.to_numpy(), "credits")
+    movies = ml1m.movies.set_index("movieId")
+    hitchcock = column(features, "director=Alfred Hitchcock") > 0
+    credited = movies.omdb_director.str.contains(r"(?:^|, )Alfred Hitchcock(?:,|$)")  # co-directed too
+    np.testing.assert_array_equal(hitchcock, credited.to_numpy())
+    assert hitchcock.sum() > 10
+    np.testing.assert_array_equal(column(features, "credits_missing"), ~movies.has_omdb.to_numpy())
+    assert all(features.values[:, :-1].sum(axis=0) >= credits.MIN_MOVIES)
+
+
 # ---------------------------------------------------------------------------- dispatch, control
 
 
 def test_unknown_feature_set_lists_the_choices():
-    with pytest.raises(ValueError, match="unknown feature set 'genres'.*genre, genome, imdb"):
+    with pytest.raises(ValueError, match="unknown feature set 'genres'.*genre, genome, imdb, credits"):
         build_features(movielens([{"movieId": 1}]), np.asarray([1]), "genres")
-    assert CONTENT_FEATURES == ("genre", "genome", "imdb")
+    assert CONTENT_FEATURES == ("genre", "genome", "imdb", "credits")
 
 
 def test_random_embeddings_depend_on_the_seed_only():

@@ -100,3 +100,30 @@ def test_a_taken_export_version_is_refused_before_any_training(generated_data_di
     with pytest.raises(FileExistsError, match="--export-version 3"):
         train(parse_args(argv))
     assert not (tmp_path / "run" / "config.json").exists()  # refused before data and model
+
+
+def test_a_run_kept_by_older_new_movie_metrics_is_refused_not_reused(tmp_path, capsys):
+    """--select-new-within keeps an epoch by the validation users' new-movie metrics; a run kept by
+    an earlier version of them (new movies ranked by tied scores) would answer for a model this code
+    would not keep."""
+    from hvae_tf.training.run import VALIDATION_METRICS_VERSION
+
+    argv = ["--dataset", "generated", "--data-dir", str(tmp_path / "tfds"), "--cold-movies", "0.1",
+            "--approach", "shared", "--features", "genre", "--run-dir", str(tmp_path / "run")]
+    cfg = parse_args([*argv, "--select-new-within", "0.002"])
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "config.json").write_text(cfg.to_json())
+    done = {"epochs": 3, "best_epoch": 2, "validation": {"val_ndcg_100": 0.3}, "export": "x"}
+    (folder / "metrics.json").write_text(json.dumps(done))
+    with pytest.raises(ValueError, match=r"run kept its epoch by --select-new-within.*version 1.*--retrain"):
+        train(cfg)
+    (folder / "metrics.json").write_text(json.dumps({**done, "validation_metrics_version": VALIDATION_METRICS_VERSION}))
+    assert train(cfg)["best_epoch"] == 2 and "finished" in capsys.readouterr().out
+    # A run kept by overall NDCG@100 alone never read the new-movie metrics: reused as it is.
+    overall = tmp_path / "overall"
+    plain = parse_args([*argv[:-1], str(overall)])
+    overall.mkdir()
+    (overall / "config.json").write_text(plain.to_json())
+    (overall / "metrics.json").write_text(json.dumps(done))
+    assert train(plain)["epochs"] == 3

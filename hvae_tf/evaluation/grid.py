@@ -28,6 +28,7 @@ from hvae_tf.baselines import (
 from hvae_tf.config import (
     CONTENT_FEATURES,
     HYBRID_FEATURES,
+    PAPER_FEATURES,
     SCHEMES,
     SHARED_FIELDS,
     TrainConfig,
@@ -55,8 +56,9 @@ from hvae_tf.training.run import train
 
 
 def usable_features(data, feature_sets) -> list[str]:
-    """The feature sets this release has: genome needs genome files, imdb OMDb data."""
-    usable = {"random": True, "genre": True, "genome": data.has_genome, "imdb": data.has_omdb}
+    """The feature sets this release has: genome needs genome files, imdb and credits OMDb data."""
+    usable = {"random": True, "genre": True, "genome": data.has_genome, "imdb": data.has_omdb,
+              "credits": data.has_omdb}
     return [f for f in feature_sets if usable[f]]
 
 
@@ -171,7 +173,7 @@ def recipe_label(recipe: str, features: str) -> str:
 RECIPE_CELLS = (("none", 1), ("genre", 1))
 
 
-def run_grid(base: TrainConfig, out: str | Path, folds=(0, 1, 2), feature_sets=HYBRID_FEATURES,
+def run_grid(base: TrainConfig, out: str | Path, folds=(0, 1, 2), feature_sets=PAPER_FEATURES,
              approaches=(1, 2), split_name: str = "test", recipes=()) -> dict[str, Path]:
     """Train, evaluate and tabulate the grid; returns the written table files.
 

@@ -18,7 +18,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from hvae_tf.config import FEATURE_LABELS, HYBRID_FEATURES, SCHEMES
+from hvae_tf.config import FEATURE_LABELS, HYBRID_FEATURES, PAPER_FEATURES, SCHEMES
 from hvae_tf.io import write_atomic
 
 METRICS = ("ndcg@100", "recall@20", "recall@50")
@@ -260,7 +260,7 @@ def table2(records: Iterable[Result], approach: int = 1) -> Table:
     records = overall(records)
     labels = {r.model for r in records}
     models, headers = [STANDARD_VAE], {}
-    for features in HYBRID_FEATURES:
+    for features in PAPER_FEATURES:
         with_approach = model_label(features, approach)
         label = with_approach if with_approach in labels else model_label(features)
         models.append(label)

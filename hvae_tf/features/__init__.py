@@ -1,4 +1,4 @@
-"""Movie feature sets (genre, genome, IMDb) as described matrices aligned to the protocol's movies."""
+"""Movie feature sets (genre, genome, IMDb, credits) as described matrices aligned to the protocol's movies."""
 
 from hvae_tf.features.build import build_features
 from hvae_tf.features.control import random_embeddings

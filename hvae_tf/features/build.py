@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from hvae_tf.config import CONTENT_FEATURES
 from hvae_tf.data.schema import MovieLensData
+from hvae_tf.features.credits import credits_features
 from hvae_tf.features.feature_matrix import FeatureMatrix
 from hvae_tf.features.genome import genome_features
 from hvae_tf.features.genre import genre_features
 from hvae_tf.features.imdb import imdb_features
+
+# Part of every cached feature matrix's key (hvae_tf/embeddings.py): raise it when any feature
+# set's extraction changes, so a matrix made by the earlier code is never read as the new one's.
+FEATURES_VERSION = "features/2"
 
 
 def build_features(
@@ -33,6 +38,8 @@ def build_features(
             data, movie_ids, liwc_dic=liwc_dic, vad_lexicon=vad_lexicon, word_vectors=word_vectors,
             word_vector_dim=word_vector_dim, seed=seed, progress=progress,
         )
+    if name == "credits":
+        return credits_features(data, movie_ids)
     raise ValueError(
         f"unknown feature set {name!r} (--features): choose one of {', '.join(CONTENT_FEATURES)}; "
         "the random control is `random_embeddings`, it has no features"

@@ -53,6 +53,23 @@ def describe(cfg: TrainConfig, split, embeddings, model) -> str:
     )
 
 
+# Written into metrics.json: raise it when the validation metrics an epoch is kept by change, so a
+# finished run whose epoch was kept by the earlier ones is not reused as if kept by these. 2: new
+# movies ranked among themselves by `new_movie_scores`, untied (`--select-new-within` reads them).
+VALIDATION_METRICS_VERSION = 2
+
+
+def stale_selection(cfg: TrainConfig, done: dict) -> str | None:
+    """Why a finished run's kept epoch may not be the one this code would keep, or None."""
+    version = done.get("validation_metrics_version", 1)
+    if cfg.select_new_within is None or version == VALIDATION_METRICS_VERSION:
+        return None
+    return (f"{cfg.run_path} kept its epoch by --select-new-within on validation metrics of version "
+            f"{version}, before new movies were ranked among themselves untied (now version "
+            f"{VALIDATION_METRICS_VERSION}); its epoch may not be the one this code keeps: pass "
+            "--retrain to train it again, or delete the folder")
+
+
 def train(cfg: TrainConfig, extra_callbacks=()) -> dict:
     """Train as configured; returns the metrics also written to metrics.json. `extra_callbacks`
     run after train.py's own (a tuner's pruning reads the epoch's validation metrics there).
@@ -62,6 +79,8 @@ def train(cfg: TrainConfig, extra_callbacks=()) -> dict:
     """
     if not is_chief():
         done = RunFolder(cfg).finished()  # the chief reports it and returns: so must this worker
+        if done is not None and not cfg.retrain and stale_selection(cfg, done):
+            raise ValueError(stale_selection(cfg, done))  # as the chief does
         if done is not None and not cfg.retrain:
             return done
         run = Path(tempfile.mkdtemp(prefix="hvae-worker-"))
@@ -73,6 +92,8 @@ def train(cfg: TrainConfig, extra_callbacks=()) -> dict:
     with folder.claimed():
         folder.check_configuration()
         done = folder.finished()
+        if done is not None and not cfg.retrain and stale_selection(cfg, done):
+            raise ValueError(stale_selection(cfg, done))
         if done is not None and not cfg.retrain:
             print(f"{folder.path} holds this run, finished: {done['epochs']} epochs, best validation "
                   f"NDCG@100 {done['validation']['val_ndcg_100']:.4f} (epoch {done['best_epoch']}), "
@@ -194,6 +215,7 @@ def _fit(cfg: TrainConfig, run: Path, folder: RunFolder | None, extra_callbacks=
         "validation": final,
         "history": ranking.history,
         "split_fingerprint": split.fingerprint(),  # evaluate.py checks the data still gives it
+        "validation_metrics_version": VALIDATION_METRICS_VERSION,
     }
     if chief:
         hvae_callbacks.require_finite_weights(model, "export")
