@@ -36,11 +36,12 @@ from synthetic_clicks import LIANG_MOVIES, PAPER_MOVIES, check_sizes, liang_like
 from hvae_tf.data import pipeline
 from hvae_tf.models import HybridVAE, SharedHybridVAE, StandardVAE
 from hvae_tf.models.click_input import DENSE_FROM_DENSITY, ClickDense, click_matrix, click_weights
+from hvae_tf.models.shared import MovieVectors
 from hvae_tf.training.optimizer import FusedAdam
 
-MODELS = ("standard", "hvae1", "hvae2", "shared", "naive-standard", "naive-hvae1", "naive-hvae2")
+MODELS = ("standard", "hvae1", "hvae2", "shared", "shared-dense", "naive-standard", "naive-hvae1", "naive-hvae2")
 KERAS_ADAM = "+keras-adam"  # a model name with this suffix trains with keras' Adam, not the package's
-DEFAULT_MODELS = (*MODELS, *(m + KERAS_ADAM for m in MODELS[:3]))
+DEFAULT_MODELS = (*(m for m in MODELS if m != "shared-dense"), *(m + KERAS_ADAM for m in MODELS[:3]))
 EMBEDDING_DIM = 3
 
 
@@ -106,16 +107,35 @@ def make_optimizer(name: str, learning_rate: float = 1e-3) -> keras.optimizers.O
     return (FusedAdam if name == "package" else keras.optimizers.Adam)(learning_rate, name=f"{name}_adam")
 
 
+def shared_content_matrix(n_movies: int, columns: int, nonzeros: int, seed: int) -> np.ndarray:
+    """Dense normal content (Movie-VAE means, a small feature matrix), or with `nonzeros` > 0 a
+    multi-hot row of that many ones per movie (credits)."""
+    rng = np.random.default_rng(seed)
+    if not nonzeros:
+        return rng.normal(size=(n_movies, columns)).astype(np.float32)
+    content = np.zeros((n_movies, columns), np.float32)
+    rows = np.repeat(np.arange(n_movies), nonzeros)
+    content[rows, np.concatenate([rng.choice(columns, nonzeros, replace=False) for _ in range(n_movies)])] = 1.0
+    return content
+
+
 def make_model(kind: str, n_movies: int, hidden: int, latent: int, seed: int, float32_outputs: bool,
-               shared_dim: int = 64, shared_content: int = 64):
-    """One of MODELS, built (weights created) in the current strategy scope."""
+               shared_dim: int = 64, shared_content: int = 64, shared_nonzeros: int = 0):
+    """One of MODELS, built (weights created) in the current strategy scope. "shared-dense" is
+    the sharing hybrid with its content multiplied densely whatever its sparsity (the product
+    before sparse content was kept as its nonzeros)."""
     embeddings = np.random.default_rng(seed).normal(size=(n_movies, EMBEDDING_DIM)).astype(np.float32)
     common = {"hidden_dim": hidden, "latent_dim": latent, "seed": seed}
-    if kind == "shared":
-        content = np.random.default_rng(seed).normal(size=(n_movies, shared_content)).astype(np.float32)
+    if kind in ("shared", "shared-dense"):
+        content = shared_content_matrix(n_movies, shared_content, shared_nonzeros, seed)
         cls = (type("SharedFloat32Outputs", (Float32Outputs, SharedHybridVAE), {}) if float32_outputs
                else SharedHybridVAE)
-        return cls(content, shared_dim=shared_dim, **common)
+        sparse_below = MovieVectors.SPARSE_BELOW
+        MovieVectors.SPARSE_BELOW = -1.0 if kind == "shared-dense" else sparse_below  # read at construction
+        try:
+            return cls(content, shared_dim=shared_dim, **common)
+        finally:
+            MovieVectors.SPARSE_BELOW = sparse_below
     naive = kind.startswith("naive-")
     approach = {"standard": 0, "hvae1": 1, "hvae2": 2}[kind.removeprefix("naive-")]
     if naive:
@@ -203,7 +223,7 @@ def build_model(kind, n_movies, args, dataset, strategy):
     with strategy.scope():
         model = make_model(kind, n_movies, args.hidden, args.latent, args.seed,
                            float32_outputs=args.precision != "float32", shared_dim=args.shared_dim,
-                           shared_content=args.shared_content)
+                           shared_content=args.shared_content, shared_nonzeros=args.shared_nonzeros)
         model.compile(optimizer=make_optimizer("keras" if keras_adam else "package"),
                       steps_per_execution=args.steps_per_execution)
         model(next(iter(dataset)))  # built inside the scope before fit, as train.py does
@@ -410,6 +430,8 @@ def parse_args(argv=None):
     p.add_argument("--shared-dim", type=int, default=64, help="the sharing hybrid's movie vectors")
     p.add_argument("--shared-content", type=int, default=64, help="content columns per movie it "
                    "computes them from")
+    p.add_argument("--shared-nonzeros", type=int, default=0, help="ones per movie in multi-hot "
+                   "content (credits: about 5 of 8,192); 0: dense normal content")
     p.add_argument("--steps", type=int, default=3, help="timed fit executions per round (each --steps-per-execution steps)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds; the fastest execution counts")
     p.add_argument("--warmup", type=int, default=2)
@@ -421,6 +443,8 @@ def parse_args(argv=None):
     p.add_argument("--breakdown", action="store_true", help="also time the parts of a Standard-VAE step")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
+    if not 0 <= args.shared_nonzeros <= args.shared_content:
+        p.error("--shared-nonzeros must be between 0 and --shared-content")
     check_sizes(p, args, ("batch", "hidden", "latent", "shared_dim", "shared_content", "steps", "rounds", "warmup", "steps_per_execution",
                           "pool_batches"))
     return args

@@ -135,6 +135,19 @@ def test_naive_first_layer_computes_the_package_layer(approach):
     assert not np.allclose(naive.first_layer(weights)[0], naive.first_layer(weights)[3])
 
 
+def test_shared_dense_is_the_same_model_as_shared_with_its_content_multiplied_densely():
+    """Its timing compares the two products of one model, not two models."""
+    import bench_train_step
+
+    models = [bench_train_step.make_model(kind, 40, 8, 4, seed=1, float32_outputs=False, shared_dim=4,
+                                          shared_content=300, shared_nonzeros=2)
+              for kind in ("shared", "shared-dense")]
+    sparse, dense = (m.first_layer.movie_vectors for m in models)
+    assert sparse.sparse and not dense.sparse
+    assert (np.count_nonzero(dense.content.numpy(), axis=1) == 2).all()
+    np.testing.assert_allclose(sparse.vectors(), dense.vectors(), rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.slow
 def test_bench_epoch_times_ours_part_by_part_beside_the_reference(shared_data):
     out = run_script("bench_epoch.py", "--manual-dir", str(shared_data / "ml-1m"), "--epochs", "2",

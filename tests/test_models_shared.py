@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hvae_tf.models import build_model
+from hvae_tf.models import build_model, shared
 from hvae_tf.models.click_input import click_matrix
 from hvae_tf.models.losses import bernoulli_log_likelihood, multinomial_log_likelihood
 from hvae_tf.models.shared import SharedHybridVAE
@@ -247,3 +247,41 @@ def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="finite"):
         SharedHybridVAE(bad)
     keras.backend.clear_session()
+
+
+def multi_hot(columns=400, per_movie=2):
+    """Credits-like content: a few ones among hundreds of columns (under 1% nonzero)."""
+    rng = np.random.default_rng(5)
+    values = np.zeros((N_MOVIES, columns), np.float32)
+    for row in values:
+        row[rng.choice(columns, per_movie, replace=False)] = 1.0
+    return values
+
+
+def test_sparse_content_is_kept_sparse_and_trains_as_the_dense_product_does(tmp_path, monkeypatch):
+    users = with_new_movies(padded_users(8))
+    sparse = SharedHybridVAE(multi_hot(), shared_dim=SHARED_DIM, hidden_dim=HIDDEN, latent_dim=LATENT,
+                             seed=0, new_movies=NEW)
+
+    monkeypatch.setattr(shared.MovieVectors, "SPARSE_BELOW", -1.0)  # every content dense
+    dense = SharedHybridVAE(multi_hot(), shared_dim=SHARED_DIM, hidden_dim=HIDDEN, latent_dim=LATENT,
+                            seed=0, new_movies=NEW)
+    monkeypatch.undo()
+    assert sparse.first_layer.movie_vectors.sparse and not dense.first_layer.movie_vectors.sparse
+    assert sparse.first_layer.movie_vectors.nonzeros == 2 * N_MOVIES
+    np.testing.assert_allclose(sparse.scores(users), dense.scores(users), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(sparse.movie_embeddings.numpy(), multi_hot())
+
+    def projection_gradient(model):
+        with tf.GradientTape() as tape:
+            reconstruction, kl, _ = model.compute_losses(users, training=False)
+            loss = tf.reduce_mean(reconstruction + kl)
+        return tape.gradient(loss, model.first_layer.movie_vectors.projection).numpy()
+
+    np.testing.assert_allclose(projection_gradient(sparse), projection_gradient(dense), rtol=1e-4, atol=1e-6)
+
+    sparse.save_weights(str(tmp_path / "w.weights.h5"))
+    again = SharedHybridVAE.from_config(sparse.get_config())
+    again.load_weights(str(tmp_path / "w.weights.h5"))
+    np.testing.assert_array_equal(again.movie_embeddings.numpy(), multi_hot())
+    np.testing.assert_allclose(again.scores(users), sparse.scores(users), rtol=1e-6, atol=1e-6)

@@ -70,6 +70,23 @@ def test_served_model_scores_new_movies_as_the_run_does(shared_run):
     assert served["new-vs-new:users"] == direct["new-vs-new:users"] > 0
 
 
+def test_credits_kept_sparse_train_export_and_serve_as_the_run_scores(tmp_path, generated_data_dir, monkeypatch):
+    """Credits content kept as its nonzeros (forced here: 150 generated movies make it denser
+    than the 1% it takes on a real release) goes through training, the checkpoint and the
+    SavedModel."""
+    from hvae_tf.evaluation import harness
+    from hvae_tf.models.shared import MovieVectors
+
+    monkeypatch.setattr(MovieVectors, "SPARSE_BELOW", 1.0)
+    run_dir = train_small_run(generated_data_dir, tmp_path, "--features", "credits", "--approach", "shared",
+                              "--cold-movies", "0.2", epochs=3)
+    assert load_run(run_dir).model.first_layer.movie_vectors.sparse
+    served = harness.evaluate_saved_model(glob.glob(str(tmp_path / "saved" / "*" / "1"))[0])["Eval 2"]
+    direct = harness.evaluate_run(run_dir)["Eval 2"]
+    for metric in ("recall@50", "new-vs-new:recall@50"):
+        assert served[metric] == pytest.approx(direct[metric], abs=0.02), metric  # ties may differ
+
+
 def test_validation_tracks_new_movies_as_the_evaluation_ranks_them(shared_run):
     import json
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import scipy.sparse as sp
 import tensorflow as tf
 
 from hvae_tf.config import check_setting
@@ -71,30 +72,64 @@ def _glorot_over(speed: float, seed: int | None):
 
 
 class MovieVectors(keras.layers.Layer):
-    """e = act(F P + p) [n_movies, dim]: every movie's vector from its content, by shared weights."""
+    """e = act(F P + p) [n_movies, dim]: every movie's vector from its content, by shared weights.
+
+    Content with at most `SPARSE_BELOW` of its entries nonzero (multi-hot credits: a few people
+    among thousands) is kept as its nonzeros and multiplied sparsely: at 20k movies x 8k columns
+    the dense F P would cost more than the rest of a step, twice (encoder and decoder)."""
+
+    SPARSE_BELOW = 0.01
 
     def __init__(self, content, dim: int, activation="tanh", seed: int | None = None,
                  speed: float = 1.0, **kwargs):
         super().__init__(**kwargs)
-        self._initial_content = np.asarray(content, np.float32)
+        if not sp.issparse(content):
+            content = np.asarray(content, np.float32)
+            if np.count_nonzero(content) <= self.SPARSE_BELOW * content.size:
+                content = sp.csr_matrix(content)
+        self._initial_content = content
+        self.sparse, self.content_shape = sp.issparse(content), tuple(int(n) for n in content.shape)
         self.dim, self.speed = int(dim), float(speed)
         self.activation = keras.activations.get(activation)
         self.seed = seed
 
+    @property
+    def nonzeros(self) -> int | None:
+        """The content's stored entries when it is kept sparse, else None."""
+        return int(self.content_values.shape[0]) if self.sparse else None
+
     def build(self, input_shape=None):
         initial = self._initial_content
-        self.content = self.add_weight(shape=initial.shape, initializer=_constant(initial),
-                                       trainable=False, name="content")
+        if self.sparse:
+            coo = initial.tocsr().tocoo()  # row-major, as a SparseTensor needs its indices
+            indices = np.stack([coo.row, coo.col], axis=1).astype(np.int64)
+            self.content_indices = self.add_weight(shape=indices.shape, dtype="int64", trainable=False,
+                                                   initializer=_constant(indices), name="content_indices")
+            self.content_values = self.add_weight(shape=coo.data.shape, trainable=False, name="content_values",
+                                                  initializer=_constant(coo.data.astype(np.float32)))
+        else:
+            self.content = self.add_weight(shape=initial.shape, initializer=_constant(initial),
+                                           trainable=False, name="content")
         self.projection = self.add_weight(
-            shape=(initial.shape[1], self.dim), initializer=_glorot_over(self.speed, self.seed),
+            shape=(self.content_shape[1], self.dim), initializer=_glorot_over(self.speed, self.seed),
             name="projection_kernel")
         self.projection_bias = self.add_weight(shape=(self.dim,), initializer="zeros",
                                                name="projection_bias")
 
+    def content_matrix(self):
+        """F: a SparseTensor when kept sparse, else the dense weight."""
+        if not self.sparse:
+            return self.content
+        return tf.SparseTensor(tf.convert_to_tensor(self.content_indices),
+                               tf.convert_to_tensor(self.content_values), self.content_shape)
+
     def vectors(self) -> tf.Tensor:
         """Computed on each use, so the gradient reaches the shared weights (not a Keras call:
         the layer has no input)."""
-        return self.activation(self.speed * (tf.matmul(self.content, self.projection) + self.projection_bias))
+        content = self.content_matrix()
+        product = (tf.sparse.sparse_dense_matmul(content, self.projection) if self.sparse
+                   else tf.matmul(content, self.projection))
+        return self.activation(self.speed * (product + self.projection_bias))
 
 
 class SharedClickDense(ClickDense):
@@ -172,8 +207,9 @@ class SharedHybridVAE(StandardVAE):
 
     def __init__(self, content, shared_dim: int = 32, free_l2: float = 0.0, free_dropout: float = 0.0,
                  shared_speed: float = 1.0, **kwargs):
-        content = np.asarray(content, dtype=np.float32)
-        if content.ndim != 2 or content.shape[1] < 1 or not np.isfinite(content).all():
+        content = content.tocsr().astype(np.float32) if sp.issparse(content) else np.asarray(content, np.float32)
+        entries = content.data if sp.issparse(content) else content
+        if content.ndim != 2 or content.shape[1] < 1 or not np.isfinite(entries).all():
             raise ValueError(f"content must be a finite [n_movies, D] matrix, got shape {content.shape}")
         n_movies = kwargs.pop("n_movies", content.shape[0])
         if n_movies != content.shape[0]:
@@ -233,17 +269,25 @@ class SharedHybridVAE(StandardVAE):
 
     @property
     def movie_embeddings(self):
-        """The content the movie vectors are computed from [n_movies, D]."""
-        return self.first_layer.movie_vectors.content
+        """The content the movie vectors are computed from [n_movies, D], dense."""
+        content = self.first_layer.movie_vectors.content_matrix()
+        return tf.sparse.to_dense(content) if isinstance(content, tf.SparseTensor) else content
 
     def get_config(self):
+        vectors = self.first_layer.movie_vectors
         return {**super().get_config(), "shared_dim": self.shared_dim, "free_l2": self.free_l2,
                 "free_dropout": self.dropped_movies.rate, "shared_speed": self.shared_speed,
-                "content_dim": int(self.movie_embeddings.shape[1])}
+                "content_dim": vectors.content_shape[1], "content_nonzeros": vectors.nonzeros}
 
     @classmethod
     def from_config(cls, config):
-        """The content is a weight: start from zeros of the saved shape; loading fills it."""
+        """The content is a weight: start from a placeholder of the saved shape (and, kept sparse,
+        of as many stored entries); loading fills it."""
         config = dict(config)
         shape = (config.pop("n_movies"), config.pop("content_dim"))
-        return cls(content=np.zeros(shape, np.float32), **config)
+        nonzeros = config.pop("content_nonzeros", None)
+        if nonzeros is None:  # ones, not zeros: all-zero content would be kept sparse
+            return cls(content=np.ones(shape, np.float32), **config)
+        rows, cols = np.divmod(np.arange(nonzeros), shape[1])
+        placeholder = sp.csr_matrix((np.ones(nonzeros, np.float32), (rows, cols)), shape=shape)
+        return cls(content=placeholder, **config)
