@@ -59,12 +59,12 @@ def describe(cfg: TrainConfig, split, embeddings, model) -> str:
 VALIDATION_METRICS_VERSION = 2
 
 
-def stale_selection(cfg: TrainConfig, done: dict) -> str | None:
-    """Why a finished run's kept epoch may not be the one this code would keep, or None."""
+def check_selection_current(cfg: TrainConfig, done: dict) -> None:
+    """Refuse a finished run whose kept epoch may not be the one this code would keep."""
     version = done.get("validation_metrics_version", 1)
-    if cfg.select_new_within is None or version == VALIDATION_METRICS_VERSION:
-        return None
-    return (f"{cfg.run_path} kept its epoch by --select-new-within on validation metrics of version "
+    if cfg.select_new_within is not None and version != VALIDATION_METRICS_VERSION:
+        raise ValueError(
+            f"{cfg.run_path} kept its epoch by --select-new-within on validation metrics of version "
             f"{version}, before new movies were ranked among themselves untied (now version "
             f"{VALIDATION_METRICS_VERSION}); its epoch may not be the one this code keeps: pass "
             "--retrain to train it again, or delete the folder")
@@ -79,9 +79,8 @@ def train(cfg: TrainConfig, extra_callbacks=()) -> dict:
     """
     if not is_chief():
         done = RunFolder(cfg).finished()  # the chief reports it and returns: so must this worker
-        if done is not None and not cfg.retrain and stale_selection(cfg, done):
-            raise ValueError(stale_selection(cfg, done))  # as the chief does
         if done is not None and not cfg.retrain:
+            check_selection_current(cfg, done)  # as the chief does
             return done
         run = Path(tempfile.mkdtemp(prefix="hvae-worker-"))
         try:
@@ -92,9 +91,8 @@ def train(cfg: TrainConfig, extra_callbacks=()) -> dict:
     with folder.claimed():
         folder.check_configuration()
         done = folder.finished()
-        if done is not None and not cfg.retrain and stale_selection(cfg, done):
-            raise ValueError(stale_selection(cfg, done))
         if done is not None and not cfg.retrain:
+            check_selection_current(cfg, done)
             print(f"{folder.path} holds this run, finished: {done['epochs']} epochs, best validation "
                   f"NDCG@100 {done['validation']['val_ndcg_100']:.4f} (epoch {done['best_epoch']}), "
                   f"SavedModel {done.get('export', '(none)')}. Pass --retrain to train it again "
