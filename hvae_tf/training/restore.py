@@ -71,5 +71,11 @@ def load_run(path: str | Path, verbose: bool = False, allow_unfinished: bool = F
     model = build_model(split.n_movies, embeddings, train_clicks=split.train,
                         new_movies=split.new_movies, **cfg.part("model"))
     model(padded_indices(split.train[:2]))
-    model.load_weights(str(weights))
+    try:
+        model.load_weights(str(weights))
+    except ValueError as error:  # Keras names the layers whose variables do not fit
+        raise ValueError(
+            f"{weights} does not fit the model its configuration builds now (a run trained by an "
+            f"earlier version of this package whose layers have changed since?): retrain it "
+            f"(train.py ... --retrain). Keras said: {error}") from error
     return Run(path, cfg, data, split, embeddings, model, finished=metrics is not None)
