@@ -52,8 +52,10 @@ SHALLOW_PATHS = ("none", "ease", "zeros")
 PARTS = ("split", "features", "model", "fit", "output")
 
 # Fields that may change between a run and its continuation in the same run folder.
+# run_dir among them: a folder is where it is, however it was spelled when saved (relative, or
+# from before a copy), so the saved spelling never refuses the folder it sits in.
 RESUMABLE_FIELDS = frozenset({"epochs", "export_dir", "export_version", "verbose", "strategy", "retrain",
-                              "backup_every"})
+                              "backup_every", "run_dir"})
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from conftest import REPO, small_run_argv
@@ -127,3 +128,25 @@ def test_a_run_kept_by_older_new_movie_metrics_is_refused_not_reused(tmp_path, c
     (overall / "config.json").write_text(plain.to_json())
     (overall / "metrics.json").write_text(json.dumps(done))
     assert train(plain)["epochs"] == 3
+
+
+def test_a_finished_grid_cell_under_a_relative_out_is_reused_by_the_next_grid(tmp_path, monkeypatch, capsys):
+    """The grid names its run folders from --out as given ("results/x"); a second grid command
+    (a resumed one) must find its finished cells, whatever spelling their saved config holds."""
+    import dataclasses
+
+    from hvae_tf.evaluation.grid import run_cell
+
+    monkeypatch.chdir(tmp_path)
+    base = parse_args(["--dataset", "generated", "--data-dir", str(tmp_path / "tfds"), "--features", "none"])
+    cell = tmp_path / "results" / "x" / "runs"
+    for spelling in ("results/x/runs/{}", str(tmp_path / "results/x/runs/{}"), "/elsewhere/{}"):  # as saved
+        name = dataclasses.replace(base, fold=0).model_name
+        (cell / name).mkdir(parents=True, exist_ok=True)
+        saved = dataclasses.replace(base, fold=0, run_dir=spelling.format(name))
+        (cell / name / "config.json").write_text(saved.to_json())
+        (cell / name / "metrics.json").write_text(json.dumps(
+            {"epochs": 2, "best_epoch": 1, "validation": {"val_ndcg_100": 0.3}, "export": "x"}))
+        monkeypatch.setattr("hvae_tf.evaluation.grid.keras.backend.clear_session", lambda: None)
+        assert run_cell(base, Path("results/x"), 0, "none", 1) == tmp_path / "results" / "x" / "runs" / name
+        assert "holds this run, finished" in capsys.readouterr().out

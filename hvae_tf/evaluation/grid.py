@@ -32,6 +32,7 @@ from hvae_tf.config import (
     SCHEMES,
     SHARED_FIELDS,
     TrainConfig,
+    absolute_path,
     describe_differences,
 )
 from hvae_tf.data import prepare
@@ -84,8 +85,8 @@ def run_cell(base: TrainConfig, out: Path, fold: int, features: str, approach: i
     if approach != "shared":  # the sharing hybrid's settings, unused here, keep their defaults
         defaults = TrainConfig()
         cfg = dataclasses.replace(cfg, **{name: getattr(defaults, name) for name in SHARED_FIELDS})
-    cfg = dataclasses.replace(cfg, run_dir=str(out / "runs" / cfg.model_name),
-                              export_dir=str(out / "saved_models"))
+    cfg = dataclasses.replace(cfg, run_dir=absolute_path(out / "runs" / cfg.model_name),
+                              export_dir=absolute_path(out / "saved_models"))
     saved = Path(cfg.run_dir) / "config.json"
     if saved.exists():
         diff = cfg.result_differences(TrainConfig.from_json(saved.read_text()))
