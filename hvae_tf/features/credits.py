@@ -63,7 +63,8 @@ def credits_features(data: MovieLensData, movie_ids) -> FeatureMatrix:
         values[i, [column[c] for c in movie if c in column]] = 1.0
     summary = {
         f"credits: people on at least {MIN_MOVIES} movies": sum(n >= MIN_MOVIES for n in counts.values()),
-        "credits: people kept (least movies each)": f"{len(kept)} ({least})",
+        "credits: people kept": len(kept),
+        "credits: movies each kept person has at least": least,
         **{f"credits: {role} columns": sum(r == role for r, _ in kept) for role in ROLES},
         "credits: movies without an OMDb record": int(missing.sum()),
         "credits: movies with no kept person": int((values[~missing, :-1].sum(axis=1) == 0).sum()),
