@@ -1,4 +1,5 @@
-"""MirroredStrategy over 2 logical CPU devices trains like one device.
+"""MirroredStrategy over 2 logical CPU devices trains like one device: the H-VAE, and the sharing
+hybrid with sparse (credits-like) content, whose nonzeros are integer-indexed variables.
 
 Logical devices must be configured before TensorFlow initialises its devices, so the check runs
 in a fresh process. Dropout and latent noise are off there: replicas draw their own noise, so
@@ -12,11 +13,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
 SCRIPT = r"""
 import json
+import sys
 import tensorflow as tf
 
 cpu = tf.config.list_physical_devices("CPU")[0]
@@ -24,7 +27,7 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 
 import keras
 import numpy as np
-from hvae_tf.models import HybridVAE
+from hvae_tf.models import HybridVAE, SharedHybridVAE
 
 N_MOVIES = 50
 rng = np.random.default_rng(0)
@@ -33,6 +36,15 @@ for row in range(len(users)):
     k = rng.integers(0, 8)
     users[row, :k] = rng.choice(N_MOVIES, k, replace=False)
 embeddings = rng.normal(size=(N_MOVIES, 3))
+credits = np.zeros((N_MOVIES, 400), np.float32)  # 2 ones a row: kept as its nonzeros
+credits[np.repeat(np.arange(N_MOVIES), 2), rng.integers(0, 400, 2 * N_MOVIES)] = 1.0
+MODELS = {
+    "hvae2": lambda: HybridVAE(embeddings, approach=2, trainable_embeddings=True, hidden_dim=12,
+                               latent_dim=3, dropout=0.0, anneal_steps=6, anneal_cap=0.5, seed=4),
+    "shared-sparse": lambda: SharedHybridVAE(credits, shared_dim=4, new_movies=[3, 9], hidden_dim=12,
+                                             latent_dim=3, dropout=0.0, anneal_steps=6, anneal_cap=0.5,
+                                             seed=4),
+}
 
 
 class MeanOnly(keras.layers.Layer):
@@ -40,40 +52,66 @@ class MeanOnly(keras.layers.Layer):
         return inputs[0]
 
 
-def run(strategy):
+def run(strategy, make):
     with strategy.scope():
-        model = HybridVAE(embeddings, approach=2, trainable_embeddings=True, hidden_dim=12,
-                          latent_dim=3, dropout=0.0, anneal_steps=6, anneal_cap=0.5, seed=4)
+        model = make()
         model.sampling = MeanOnly()
         model.compile(keras.optimizers.Adam(1e-2))
     batches = tf.data.Dataset.from_tensor_slices(users).batch(8)
     history = model.fit(batches, epochs=2, verbose=0, shuffle=False)
     return {
         "replicas": strategy.num_replicas_in_sync,
+        "sparse": bool(getattr(getattr(model.first_layer, "movie_vectors", None), "sparse", False)),
         "history": history.history,
         "anneal_step": int(model.anneal_step.numpy()),
         "weights": [w.numpy().tolist() for w in model.trainable_weights],
     }
 
 
-two = run(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
-one = run(tf.distribute.get_strategy())
-print("RESULT " + json.dumps({"two": two, "one": one}))
+if sys.argv[1] == "one-after-another":  # as a grid or a tuner trains: models in turn, one process
+    import functools
+
+    from hvae_tf.training.strategy import make_strategy
+
+    tf.distribute.MirroredStrategy = functools.partial(tf.distribute.MirroredStrategy, ["/cpu:0", "/cpu:1"])
+    runs = []
+    for name in ("hvae2", "shared-sparse", "hvae2"):
+        keras.backend.clear_session()
+        runs.append(run(make_strategy("mirrored"), MODELS[name])["replicas"])
+    print("RESULT " + json.dumps(runs))
+else:
+    make = MODELS[sys.argv[1]]
+    two = run(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), make)
+    one = run(tf.distribute.get_strategy(), make)
+    print("RESULT " + json.dumps({"two": two, "one": one}))
 """
 
 
-def test_two_replicas_match_one_device():
+@pytest.mark.parametrize("model", ["hvae2", "shared-sparse"])
+def test_two_replicas_match_one_device(model):
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, cwd=REPO, timeout=300
+        [sys.executable, "-c", SCRIPT, model], capture_output=True, text=True, env=env, cwd=REPO, timeout=300
     )
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     assert done.returncode == 0 and lines, done.stderr[-3000:]
     result = json.loads(lines[-1][len("RESULT "):])
     two, one = result["two"], result["one"]
+    assert two["sparse"] == one["sparse"] == (model == "shared-sparse")
     assert (two["replicas"], one["replicas"]) == (2, 1)
     assert two["anneal_step"] == one["anneal_step"] == 12  # 6 batches x 2 epochs, counted once
     for name, values in one["history"].items():
         np.testing.assert_allclose(two["history"][name], values, rtol=1e-4, err_msg=name)
     for got, want in zip(two["weights"], one["weights"]):
         np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5)
+
+
+def test_models_trained_one_after_another_in_one_process_share_its_strategy():
+    """A second MirroredStrategy in a process reuses the first one's collective keys, so a grid's
+    second run failed in its first all-reduce ("Shape mismatch in the collective instance")."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run([sys.executable, "-c", SCRIPT, "one-after-another"], capture_output=True,
+                          text=True, env=env, cwd=REPO, timeout=300)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert done.returncode == 0 and lines, done.stderr[-3000:]
+    assert json.loads(lines[-1][len("RESULT "):]) == [2, 2, 2]
