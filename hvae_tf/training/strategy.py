@@ -9,8 +9,9 @@ import tensorflow as tf
 
 # One strategy of a kind per process. A second MirroredStrategy made in the same process starts its
 # collective keys where the first did, so the second run of a grid or a tuner (a new model, other
-# gradient sizes) fails in its first all-reduce with "Shape mismatch in the collective instance";
-# TensorFlow also allows one MultiWorkerMirroredStrategy a process.
+# gradient sizes) fails in its first all-reduce with "Shape mismatch in the collective instance"
+# (seen over two logical CPU devices; no GPU here to try NCCL's all-reduce). TensorFlow also allows
+# one MultiWorkerMirroredStrategy a process.
 _MADE: dict[str, tf.distribute.Strategy] = {}
 
 
