@@ -9,9 +9,12 @@ One process, in order (bench/bench_train_step.py does the timing):
    batch 500, with the Standard-VAE's step breakdown; the three package models at 26,621 movies
    (the paper's);
 2. mixed precision (bfloat16): the three package models at 20,108 movies;
-3. MirroredStrategy over the one GPU: the Standard-VAE, float32 (the path train.py takes with
-   several GPUs: padded batches, model built in the scope);
+3. MirroredStrategy over the one GPU: the Standard-VAE, and the sharing hybrid with credits-like
+   content kept as its nonzeros (integer-indexed variables), float32 (the path train.py takes
+   with several GPUs: padded batches, model built in the scope);
 4. the Standard-VAE at batch 2,500: what the hardware allows when launches are amortised;
+   the sharing hybrid beside it on credits-like content (8,192 multi-hot columns, 5 ones a movie),
+   its sparse product and the dense one;
 5. evaluation: 10,000 users x 20,108 movies through `score_users`' compiled path (bench_eval.py);
 6. op determinism on (train.py's default): does one fit step of each model have deterministic
    kernels on this device? (Last: TF's switch is global.)
@@ -54,7 +57,10 @@ def sections(small: bool, gpu: bool) -> list[tuple[str, list[str]]]:
     flags = scale_flags(small, gpu)
     liang, paper = (["200"], []) if small else ([str(LIANG_MOVIES)], [str(PAPER_MOVIES)])
     keras_adam = [m + bench.KERAS_ADAM for m in PACKAGE_MODELS[:2]]
-    models = [*PACKAGE_MODELS, "naive-hvae1"] if small else [*bench.MODELS, *keras_adam]
+    models = ([*PACKAGE_MODELS, "naive-hvae1"] if small else
+              [*(m for m in bench.MODELS if m != "shared-dense"), *keras_adam])  # its own section below
+    credits = ["--shared-content", "400", "--shared-nonzeros", "2"] if small else [
+        "--shared-content", "8192", "--shared-nonzeros", "5"]
     paper_scale = [] if small else [  # the same code paths as the section before it
         ("float32, the paper's movies", ["--movies", *paper, "--models", *PACKAGE_MODELS, *flags])]
     return [
@@ -62,8 +68,11 @@ def sections(small: bool, gpu: bool) -> list[tuple[str, list[str]]]:
         *paper_scale,
         ("mixed_bfloat16", ["--movies", *liang, "--models", *PACKAGE_MODELS[: 1 if small else 3],
                             "--precision", "mixed_bfloat16", *flags]),
-        ("MirroredStrategy", ["--movies", *liang, "--models", "standard", "--strategy", "mirrored", *flags]),
+        ("MirroredStrategy", ["--movies", *liang, "--models", "standard", "shared", *credits,
+                              "--strategy", "mirrored", *flags]),
         ("large batch", ["--movies", *liang, "--models", "standard", *flags, "--batch", "64" if small else "2500"]),
+        ("sharing hybrid, credits-like content", ["--movies", *liang, "--models", "standard", "shared",
+                                                  "shared-dense", *credits, *flags]),
     ]
 
 

@@ -36,12 +36,13 @@ def users_per_second(output: str, label: str) -> list[float]:
 
 def test_gpu_check_small_runs_every_section_on_cpu():
     out = run_script("gpu_check.py", "--small")
-    for section in ("== float32", "== mixed_bfloat16", "== MirroredStrategy", "== large batch", "== op determinism"):
+    for section in ("== float32", "== mixed_bfloat16", "== MirroredStrategy", "== large batch",
+                    "== sharing hybrid, credits-like content", "== op determinism"):
         assert section in out
     assert "0 section(s) failed" in out
     assert re.search(r"evaluation of 10,000 users: [\d.]+ s \(target < 0.5 s: (met|MISSED)\)", out)
     assert re.search(r"ML-20M-scale epoch .*: [\d.]+ s \(target < 2.0 s: (met|MISSED)\)", out)
-    for kind in ("standard", "hvae1", "hvae2", "naive-hvae1"):
+    for kind in ("standard", "hvae1", "hvae2", "naive-hvae1", "shared", "shared-dense"):
         speeds = users_per_second(out, kind)
         assert speeds and all(s > 0 for s in speeds), kind
     assert "(1 replica)" in out and "strategy mirrored" in out
