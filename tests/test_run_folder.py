@@ -140,6 +140,7 @@ def test_a_finished_grid_cell_under_a_relative_out_is_reused_by_the_next_grid(tm
     monkeypatch.chdir(tmp_path)
     base = parse_args(["--dataset", "generated", "--data-dir", str(tmp_path / "tfds"), "--features", "none"])
     cell = tmp_path / "results" / "x" / "runs"
+    monkeypatch.setattr("hvae_tf.evaluation.grid.keras.backend.clear_session", lambda: None)
     for spelling in ("results/x/runs/{}", str(tmp_path / "results/x/runs/{}"), "/elsewhere/{}"):  # as saved
         name = dataclasses.replace(base, fold=0).model_name
         (cell / name).mkdir(parents=True, exist_ok=True)
@@ -147,6 +148,5 @@ def test_a_finished_grid_cell_under_a_relative_out_is_reused_by_the_next_grid(tm
         (cell / name / "config.json").write_text(saved.to_json())
         (cell / name / "metrics.json").write_text(json.dumps(
             {"epochs": 2, "best_epoch": 1, "validation": {"val_ndcg_100": 0.3}, "export": "x"}))
-        monkeypatch.setattr("hvae_tf.evaluation.grid.keras.backend.clear_session", lambda: None)
         assert run_cell(base, Path("results/x"), 0, "none", 1) == tmp_path / "results" / "x" / "runs" / name
         assert "holds this run, finished" in capsys.readouterr().out
