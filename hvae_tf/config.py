@@ -281,7 +281,7 @@ class TrainConfig:
         saved.setdefault("recipe", "mult-vae")
         # Saved before the sharing hybrid had free dropout: it trained with none.
         saved.setdefault("free_dropout", 0.0)
-        saved.setdefault("shared_speed", 1.0)
+        saved.setdefault("shared_speed", 1.0)  # saved before it existed: the shared weights moved at 1
         # Saved before recipes chose the shallow path's start: it was EASE with L2 500.
         saved.setdefault("shallow_init_l2", 500.0)
         saved.setdefault("shallow_init_dropout", 0.0)

@@ -42,13 +42,12 @@ def credits_features(data: MovieLensData, movie_ids) -> FeatureMatrix:
         raise ValueError(f"--features credits needs OMDb records for the {data.release} release "
                          f"and there are none: {OMDB_HELP}")
 
-    def credited(frame) -> list[set[tuple[str, str]]]:
-        has_record = frame["has_omdb"].to_numpy(dtype=bool)
-        fields = {role: frame[column].fillna("").astype(str).to_numpy() for role, column in ROLES.items()}
-        return [{(role, name) for role in ROLES for name in people(fields[role][i])} if has_record[i]
-                else set() for i in range(len(frame))]
-
-    counts = Counter(credit for movie in credited(data.movies) for credit in movie)
+    catalogue = data.movies
+    has_record = catalogue["has_omdb"].to_numpy(dtype=bool)
+    fields = {role: catalogue[column].fillna("").astype(str).to_numpy() for role, column in ROLES.items()}
+    credited = {movie: {(role, name) for role in ROLES for name in people(fields[role][i])}
+                if has_record[i] else set() for i, movie in enumerate(catalogue["movieId"])}
+    counts = Counter(credit for movie in credited.values() for credit in movie)
     least = MIN_MOVIES
     while sum(n >= least for n in counts.values()) > MAX_COLUMNS:
         least += 1
@@ -59,8 +58,8 @@ def credits_features(data: MovieLensData, movie_ids) -> FeatureMatrix:
     values = np.zeros((len(movies), len(kept) + 1), dtype=np.float32)
     missing = ~movies["has_omdb"].to_numpy(dtype=bool)
     values[missing, -1] = 1.0
-    for i, movie in enumerate(credited(movies)):
-        values[i, [column[c] for c in movie if c in column]] = 1.0
+    for i, movie in enumerate(movies["movieId"]):
+        values[i, [column[c] for c in credited[movie] if c in column]] = 1.0
     summary = {
         f"credits: people on at least {MIN_MOVIES} movies": sum(n >= MIN_MOVIES for n in counts.values()),
         "credits: people kept": len(kept),
