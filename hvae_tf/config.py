@@ -37,7 +37,7 @@ APPROACHES = (1, 2, "shared")  # the paper's two, and the sharing hybrid (hvae_t
 SHARED_INPUTS = ("features", "embeddings")
 # The sharing hybrid's own settings.
 SHARED_FIELDS = ("shared_input", "shared_dim", "free_l2", "free_dropout", "shared_speed",
-                 "select_new_within")
+                 "content_neighbours", "select_new_within")
 LIKELIHOODS = ("multinomial", "bernoulli")
 ACTIVATIONS = ("tanh", "swish", "relu", "elu", "gelu")
 CLICK_INPUTS = ("auto", "dense", "gathered")
@@ -152,6 +152,11 @@ class TrainConfig:
     shared_speed: float = setting(1.0, "model", "the sharing hybrid's shared weights (what places "
                                   "a movie from its features) move at this multiple of the "
                                   "learning rate", rule=POSITIVE)
+    content_neighbours: int = setting(0, "fit", "give the sharing hybrid's shallow path content "
+                                      "kNN's evidence over this many neighbours per movie, for "
+                                      "movies without their own weights (new ones, and with "
+                                      "--free-dropout those training as new; 0: off)",
+                                      rule=AT_LEAST_0)
     embedding_dim: int = setting(3, "features", "size of the movie embeddings (the Movie-VAE's "
                                  "latent size)", rule=AT_LEAST_1)
     trainable_embeddings: bool = setting(False, "model", "let the H-VAE's training move the movie "
@@ -282,6 +287,7 @@ class TrainConfig:
         # Saved before the sharing hybrid had free dropout: it trained with none.
         saved.setdefault("free_dropout", 0.0)
         saved.setdefault("shared_speed", 1.0)  # saved before it existed: the shared weights moved at 1
+        saved.setdefault("content_neighbours", 0)  # saved before it existed: no content path
         # Saved before recipes chose the shallow path's start: it was EASE with L2 500.
         saved.setdefault("shallow_init_l2", 500.0)
         saved.setdefault("shallow_init_dropout", 0.0)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hvae_tf.baselines.content_knn import ContentKNN
 from hvae_tf.data import prepare
 from hvae_tf.features import build, build_features, random_embeddings
 from hvae_tf.features.feature_matrix import FeatureMatrix
@@ -72,3 +73,15 @@ def movie_embeddings(cfg, data, split) -> np.ndarray | None:
     np.save(tmp, embeddings.astype(np.float32))
     tmp.replace(cached)
     return embeddings.astype(np.float32)
+
+
+def content_similarity(cfg, embeddings) -> dict:
+    """build_model's content evidence for the sharing hybrid's shallow path: content kNN's
+    similarities over the hybrid's own content (the standardised features content kNN is given
+    too, or the Movie-VAE's means); nothing when `--content-neighbours` is 0."""
+    if cfg.approach != "shared" or cfg.content_neighbours == 0 or embeddings is None:
+        return {}
+    if cfg.shallow == "none":
+        raise ValueError(f"--content-neighbours {cfg.content_neighbours} feeds VASP's shallow path, which "
+                         f"recipe {cfg.recipe!r} turns off: use --recipe vasp or vasp-edlae, or --shallow ease")
+    return {"content_similarity": ContentKNN(cfg.content_neighbours).fit(embeddings).similarity}

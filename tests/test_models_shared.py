@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from hvae_tf.baselines import ContentKNN
 from hvae_tf.models import build_model, shared
 from hvae_tf.models.click_input import click_matrix
 from hvae_tf.models.losses import bernoulli_log_likelihood, multinomial_log_likelihood
@@ -285,3 +286,63 @@ def test_sparse_content_is_kept_sparse_and_trains_as_the_dense_product_does(tmp_
     again.load_weights(str(tmp_path / "w.weights.h5"))
     np.testing.assert_array_equal(again.movie_embeddings.numpy(), multi_hot())
     np.testing.assert_allclose(again.scores(users), sparse.scores(users), rtol=1e-6, atol=1e-6)
+
+
+def content_path_model(**kwargs):
+    """A sharing hybrid on VASP's shallow path (random item-item weights) with the content path."""
+    shallow = np.random.default_rng(6).normal(scale=0.3, size=(N_MOVIES, N_MOVIES)).astype(np.float32)
+    shallow[:, NEW] = 0.0  # as the closed form leaves a column nobody clicked
+    similarity = ContentKNN(8).fit(content()).similarity
+    return shared_model(likelihood="bernoulli", shallow="ease", shallow_weights=shallow, shallow_bias=-2.0,
+                        content_similarity=similarity, **kwargs), similarity
+
+
+def test_content_path_gives_movies_without_a_free_part_content_knns_evidence_and_leaves_the_others():
+    model, similarity = content_path_model()
+    plain = shared_model(likelihood="bernoulli", shallow="ease", shallow_weights=model.shallow_path.kernel.numpy(),
+                         shallow_bias=-2.0)
+    users = padded_users(12)
+    clicks = click_matrix(users, N_MOVIES)
+    shallow, without = model._shallow_logits(clicks).numpy(), plain._shallow_logits(clicks).numpy()
+    knn = dense_clicks(users) @ similarity.toarray()  # content kNN's score
+    np.testing.assert_allclose(shallow[:, NEW], np.log1p(knn[:, NEW]) - 2.0, rtol=1e-5, atol=1e-5)
+    old = np.setdiff1d(np.arange(N_MOVIES), NEW)
+    np.testing.assert_allclose(shallow[:, old], without[:, old], rtol=1e-6, atol=1e-6)
+    assert np.ptp(without[:, NEW]) == 0.0 and (np.ptp(shallow[:, NEW], axis=1) > 0.0).mean() > 0.5  # ... untied
+    # New movies' shallow logits now differ, so the scores rank them (no second pass).
+    assert plain.ranks_new_movies_apart and not model.ranks_new_movies_apart
+    np.testing.assert_array_equal(model.new_movie_scores(users), model.scores(users))
+
+
+@pytest.mark.parametrize("free_dropout", [0.0, 0.5])
+def test_content_path_learns_only_from_movies_training_as_new(free_dropout):
+    """New movies are out of the reconstruction: without free dropout no counted movie reaches
+    the content path, with it those training as new do."""
+    model, _ = content_path_model(free_dropout=free_dropout)
+    users = padded_users(16)
+    users[np.isin(users, NEW)] = -1  # nobody clicked a new movie in training
+    with tf.GradientTape() as tape:
+        reconstruction, kl, _ = model.compute_losses(users, training=True)
+        loss = tf.reduce_mean(reconstruction + kl)
+    grads = tape.gradient(loss, [model.content_path.weight, model.content_path.bias])
+    moved = [g is not None and float(tf.abs(g)) > 0.0 for g in grads]
+    assert moved == [free_dropout > 0.0] * 2
+
+
+def test_content_path_is_rebuilt_from_its_config_and_weights(tmp_path):
+    model, _ = content_path_model()
+    model.content_path.weight.assign(0.7)
+    users = padded_users(8)
+    model.save_weights(str(tmp_path / "w.weights.h5"))
+    again = SharedHybridVAE.from_config(model.get_config())
+    again.load_weights(str(tmp_path / "w.weights.h5"))
+    np.testing.assert_allclose(again.scores(users), model.scores(users), rtol=1e-6, atol=1e-6)
+    assert float(again.content_path.weight) == pytest.approx(0.7)
+
+
+def test_content_path_needs_the_shallow_path():
+    with pytest.raises(ValueError, match="shallow path, which is off"):
+        shared_model(content_similarity=ContentKNN(4).fit(content()).similarity)
+    with pytest.raises(ValueError, match=r"content_similarity must be \[60, 60\]"):
+        shared_model(shallow="zeros", content_similarity=ContentKNN(4).fit(content()[:-1]).similarity)
+    keras.backend.clear_session()

@@ -90,6 +90,29 @@ def test_credits_kept_sparse_train_export_and_serve_as_the_run_scores(tmp_path, 
         load_run(run_dir)
 
 
+def test_content_path_trains_with_free_dropout_and_serves_as_the_run_scores(tmp_path, generated_data_dir):
+    """The content path's similarities and weights go through training, the checkpoint and the
+    SavedModel; movies training as new move its weight off its start."""
+    from hvae_tf.evaluation import harness
+
+    run_dir = train_small_run(generated_data_dir, tmp_path, "--features", "genre", "--approach", "shared",
+                              "--cold-movies", "0.2", "--content-neighbours", "10", "--free-dropout", "0.5",
+                              "--recipe", "vasp", epochs=3)
+    path = load_run(run_dir).model.content_path
+    assert path.nonzeros > 0 and float(path.weight) != 1.0
+    served = harness.evaluate_saved_model(glob.glob(str(tmp_path / "saved" / "*" / "1"))[0])["Eval 2"]
+    direct = harness.evaluate_run(run_dir)["Eval 2"]
+    for metric in ("recall@50", "new:recall@50", "new-vs-new:recall@50"):
+        assert served[metric] == pytest.approx(direct[metric], abs=0.02), metric  # ties may differ
+
+
+def test_content_path_without_the_shallow_path_is_refused_naming_the_flags(tmp_path, generated_data_dir):
+    with pytest.raises(ValueError, match=r"--content-neighbours 10 feeds VASP's shallow path.*--recipe vasp"):
+        train_small_run(generated_data_dir, tmp_path, "--features", "genre", "--approach", "shared",
+                        "--content-neighbours", "10")  # the small runs' recipe: mult-vae
+    assert not (tmp_path / "run" / "config.json").exists()
+
+
 def test_validation_tracks_new_movies_as_the_evaluation_ranks_them(shared_run):
     import json
 

@@ -20,13 +20,14 @@ def build_model(n_movies: int, movie_embeddings=None, *, approach: int | str = 1
                 train_clicks: sp.spmatrix | None = None, shallow_weights=None,
                 shallow_bias: float = 0.0, shared_input: str = "features", shared_dim: int = 32,
                 free_l2: float = 0.0, free_dropout: float = 0.0, shared_speed: float = 1.0,
-                **settings) -> StandardVAE:
+                content_similarity=None, **settings) -> StandardVAE:
     """Without movie embeddings the Standard-VAE (the hybrids' own settings are then unused);
     with them the Hybrid-VAE, or for approach "shared" the sharing hybrid, its content being
     `movie_embeddings` (`shared_input` says which content the caller chose). `settings` are
     StandardVAE's constructor arguments, every recipe setting resolved (hvae_tf.recipes);
     click_input "auto" becomes "dense" or "gathered" by the density of `train_clicks` (gathered
-    without them). `shallow_weights` and `shallow_bias` start the shallow path."""
+    without them). `shallow_weights` and `shallow_bias` start the shallow path;
+    `content_similarity` gives the sharing hybrid's shallow path its content evidence."""
     unresolved = sorted(k for k, v in settings.items() if v is None)
     if unresolved:
         raise ValueError(f"model settings {unresolved} are unset: resolve the configuration's "
@@ -41,6 +42,6 @@ def build_model(n_movies: int, movie_embeddings=None, *, approach: int | str = 1
     if approach == "shared":
         return SharedHybridVAE(movie_embeddings, shared_dim=shared_dim, free_l2=free_l2,
                                free_dropout=free_dropout, shared_speed=shared_speed,
-                               n_movies=n_movies, **settings)
+                               content_similarity=content_similarity, n_movies=n_movies, **settings)
     return HybridVAE(movie_embeddings, approach=approach, trainable_embeddings=trainable_embeddings,
                      n_movies=n_movies, **settings)

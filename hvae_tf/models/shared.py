@@ -16,9 +16,18 @@ B, a) faster than the free parts: stored as V with W = speed * V, so each Adam s
 about speed * lr. Meant for a shared part that keeps placing new movies better long after the
 free parts are at their best; on ML-1M a speed of 3 did not place them better (default 1).
 
+With VASP's shallow path, a movie without a free part (new, or training as new) has no item-item
+evidence there: no training click leads to it, so its shallow logit is the path's bias, the same
+for every such movie. `content_similarity` S (content kNN's: each movie's nearest neighbours by
+the cosine of its content) gives it the evidence content kNN would, w log(1 + x_u S) + c with w
+and c shared by every movie: the shallow path then places a new movie by the user's movies that
+resemble it, and the VAE's part by what the shared weights learned. Movies with their free part
+keep VASP's item-item evidence as it is.
+
 Per step this costs E = act(F P + p) once per use (N x D x s), the encoder's (C E) A (batch x s x
 hidden) beside its usual sparse product, and the decoder's (h B) E^T (batch x s x N) beside its
-batch x hidden x N product: never a batch x N x s tensor.
+batch x hidden x N product: never a batch x N x s tensor. The content path's x_u S is one sparse
+product, batch x (N x neighbours).
 """
 
 from __future__ import annotations
@@ -65,6 +74,24 @@ def _constant(values):
     return lambda shape, dtype=None: tf.constant(values, dtype=dtype or tf.float32)
 
 
+def _add_sparse_constant(layer: keras.layers.Layer, matrix: sp.spmatrix, name: str):
+    """A fixed sparse matrix as two non-trainable weights (its row-major indices and its values),
+    so that it is saved with the model and a SavedModel serves it."""
+    coo = matrix.tocsr().tocoo()  # row-major, as a SparseTensor needs its indices
+    indices = np.stack([coo.row, coo.col], axis=1).astype(np.int64)
+    return (layer.add_weight(shape=indices.shape, dtype="int64", trainable=False,
+                             initializer=_constant(indices), name=f"{name}_indices"),
+            layer.add_weight(shape=coo.data.shape, trainable=False, name=f"{name}_values",
+                             initializer=_constant(coo.data.astype(np.float32))))
+
+
+def _sparse_placeholder(shape: tuple[int, int], nonzeros: int) -> sp.csr_matrix:
+    """A sparse matrix of `shape` with `nonzeros` stored ones: what from_config builds a saved
+    sparse constant as, before loading fills it."""
+    rows, cols = np.divmod(np.arange(nonzeros), shape[1])
+    return sp.csr_matrix((np.ones(nonzeros, np.float32), (rows, cols)), shape=shape)
+
+
 def _glorot_over(speed: float, seed: int | None):
     """Glorot-uniform divided by `speed`: the start of V with W = speed * V at Glorot's scale."""
     glorot = keras.initializers.GlorotUniform(seed)
@@ -101,12 +128,7 @@ class MovieVectors(keras.layers.Layer):
     def build(self, input_shape=None):
         initial = self._initial_content
         if self.sparse:
-            coo = initial.tocsr().tocoo()  # row-major, as a SparseTensor needs its indices
-            indices = np.stack([coo.row, coo.col], axis=1).astype(np.int64)
-            self.content_indices = self.add_weight(shape=indices.shape, dtype="int64", trainable=False,
-                                                   initializer=_constant(indices), name="content_indices")
-            self.content_values = self.add_weight(shape=coo.data.shape, trainable=False, name="content_values",
-                                                  initializer=_constant(coo.data.astype(np.float32)))
+            self.content_indices, self.content_values = _add_sparse_constant(self, initial, "content")
         else:
             self.content = self.add_weight(shape=initial.shape, initializer=_constant(initial),
                                            trainable=False, name="content")
@@ -193,6 +215,41 @@ class SharedDecoderOutput(keras.layers.Layer):
         return free + self.speed * shared + self.speed * tf.linalg.matvec(vectors, self.shared_bias)
 
 
+class ContentPath(keras.layers.Layer):
+    """The shallow logit of a movie without a free part: w log(1 + x_u S) + c (module docstring).
+
+    x_u S is content kNN's score; the log keeps a heavy user's sum of hundreds of similarities on
+    the scale of a light user's. w starts at 1 and c at the shallow path's bias, so before any
+    training the path ranks such movies for a user as content kNN does."""
+
+    def __init__(self, similarity: sp.spmatrix, bias: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        similarity = sp.csr_matrix(similarity, dtype=np.float32)
+        if similarity.shape[0] != similarity.shape[1] or not np.isfinite(similarity.data).all():
+            raise ValueError(f"content_similarity must be a finite [n_movies, n_movies] matrix, got "
+                             f"shape {similarity.shape}")
+        self._initial_similarity, self._initial_bias = similarity, float(bias)
+        self.n_movies, self.nonzeros = similarity.shape[0], similarity.nnz
+
+    def build(self, input_shape=None):
+        self.similarity_indices, self.similarity_values = _add_sparse_constant(
+            self, self._initial_similarity, "similarity")
+        self.weight = self.add_weight(shape=(), initializer="ones", name="weight")
+        self.bias = self.add_weight(shape=(), initializer=keras.initializers.Constant(self._initial_bias),
+                                    name="bias")
+        self._initial_similarity = None  # the weights hold it now
+        self.built = True
+
+    def call(self, clicks: tf.SparseTensor) -> tf.Tensor:
+        # Densified per batch only ([batch, n_movies], as the logits are); scatter_nd, since the
+        # click entries are not in the canonical order to_dense checks for.
+        dense = tf.scatter_nd(clicks.indices, clicks.values, clicks.dense_shape)
+        similarity = tf.SparseTensor(tf.convert_to_tensor(self.similarity_indices),
+                                     tf.convert_to_tensor(self.similarity_values), (self.n_movies,) * 2)
+        knn = tf.transpose(tf.sparse.sparse_dense_matmul(similarity, dense, adjoint_a=True, adjoint_b=True))
+        return self.weight * tf.math.log1p(knn) + self.bias
+
+
 @keras.saving.register_keras_serializable(package="hvae_tf")
 class SharedHybridVAE(StandardVAE):
     """The Standard-VAE with sharing movie rows (module docstring) over `content` [n_movies, D]:
@@ -201,12 +258,13 @@ class SharedHybridVAE(StandardVAE):
     (the decoder's free bias included, so that the shared bias e_i . a carries the common level a
     new movie's score starts from); `free_dropout`: the share of the movies that train as new
     ones in each step; `shared_speed`: how much faster than the learning rate the shared weights
-    move."""
+    move; `content_similarity` [n_movies, n_movies], sparse: the shallow path's content evidence
+    for movies without a free part (needs the shallow path)."""
 
     places_new_movies = True
 
     def __init__(self, content, shared_dim: int = 32, free_l2: float = 0.0, free_dropout: float = 0.0,
-                 shared_speed: float = 1.0, **kwargs):
+                 shared_speed: float = 1.0, content_similarity=None, **kwargs):
         content = content.tocsr().astype(np.float32) if sp.issparse(content) else np.asarray(content, np.float32)
         entries = content.data if sp.issparse(content) else content
         if content.ndim != 2 or content.shape[1] < 1 or not np.isfinite(entries).all():
@@ -224,8 +282,19 @@ class SharedHybridVAE(StandardVAE):
         # Read by the layers only in a step, once anneal_step (the update count) exists.
         self.dropped_movies = FreeDropout(free_dropout, _seed(kwargs.get("seed"), 102),
                                           step=lambda: self.anneal_step)
+        if content_similarity is not None and kwargs.get("shallow", "none") == "none":
+            raise ValueError("content_similarity feeds VASP's shallow path, which is off: use a recipe "
+                             "with it (--recipe vasp or vasp-edlae) or --shallow ease")
         super().__init__(n_movies=n_movies, **kwargs)
         del self._init_content
+        self.content_path = None
+        if content_similarity is not None:
+            if content_similarity.shape != (n_movies, n_movies):
+                raise ValueError(f"content_similarity must be [{n_movies}, {n_movies}] (movies x movies), "
+                                 f"got {content_similarity.shape}")
+            self.content_path = ContentPath(content_similarity, bias=kwargs.get("shallow_bias", 0.0),
+                                            name="content_path")
+            self.content_path.build()
 
     def _free_mask(self) -> np.ndarray:
         mask = np.ones(self.n_movies, np.float32)
@@ -245,10 +314,18 @@ class SharedHybridVAE(StandardVAE):
 
     def _shallow_logits(self, clicks: tf.SparseTensor, training: bool = False) -> tf.Tensor:
         """A movie training as new gets what a new one gets from the shallow path: its bias alone
-        (nobody's clicks lead to a movie without training clicks)."""
+        (nobody's clicks lead to a movie without training clicks), or the content path's evidence."""
         logits = super()._shallow_logits(clicks, training)
-        keep = self.dropped_movies.keep(None, self.n_movies, training)
-        return logits if keep is None else keep * logits + (1.0 - keep) * self.shallow_path.bias
+        if self.content_path is None:
+            keep = self.dropped_movies.keep(None, self.n_movies, training)
+            return logits if keep is None else keep * logits + (1.0 - keep) * self.shallow_path.bias
+        keep = self.dropped_movies.keep(self.first_layer.free_mask, self.n_movies, training)
+        return logits if keep is None else keep * logits + (1.0 - keep) * self.content_path(clicks)
+
+    @property
+    def ranks_new_movies_apart(self) -> bool:
+        """With the content path new movies' shallow logits differ, so `scores` ranks them."""
+        return super().ranks_new_movies_apart and self.content_path is None
 
     def weight_penalty(self) -> tf.Tensor:
         """As on every kernel, on the shared ones' W = speed * V, not on the stored V."""
@@ -277,7 +354,8 @@ class SharedHybridVAE(StandardVAE):
         vectors = self.first_layer.movie_vectors
         return {**super().get_config(), "shared_dim": self.shared_dim, "free_l2": self.free_l2,
                 "free_dropout": self.dropped_movies.rate, "shared_speed": self.shared_speed,
-                "content_dim": vectors.content_shape[1], "content_nonzeros": vectors.nonzeros}
+                "content_dim": vectors.content_shape[1], "content_nonzeros": vectors.nonzeros,
+                "similarity_nonzeros": None if self.content_path is None else self.content_path.nonzeros}
 
     @classmethod
     def from_config(cls, config):
@@ -285,9 +363,9 @@ class SharedHybridVAE(StandardVAE):
         of as many stored entries); loading fills it."""
         config = dict(config)
         shape = (config.pop("n_movies"), config.pop("content_dim"))
-        nonzeros = config.pop("content_nonzeros", None)
-        if nonzeros is None:  # ones, not zeros: all-zero content would be kept sparse
-            return cls(content=np.ones(shape, np.float32), **config)
-        rows, cols = np.divmod(np.arange(nonzeros), shape[1])
-        placeholder = sp.csr_matrix((np.ones(nonzeros, np.float32), (rows, cols)), shape=shape)
-        return cls(content=placeholder, **config)
+        nonzeros, similarity = config.pop("content_nonzeros", None), config.pop("similarity_nonzeros", None)
+        if similarity is not None:
+            config["content_similarity"] = _sparse_placeholder((shape[0], shape[0]), similarity)
+        # ones, not zeros: all-zero content would be kept sparse
+        content = np.ones(shape, np.float32) if nonzeros is None else _sparse_placeholder(shape, nonzeros)
+        return cls(content=content, **config)

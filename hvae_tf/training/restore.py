@@ -13,7 +13,7 @@ from hvae_tf.config import TrainConfig
 from hvae_tf.data import prepare
 from hvae_tf.data.protocols import Split
 from hvae_tf.data.schema import MovieLensData
-from hvae_tf.embeddings import movie_embeddings
+from hvae_tf.embeddings import content_similarity, movie_embeddings
 from hvae_tf.metrics.ranking import padded_indices
 from hvae_tf.models import build_model
 
@@ -68,8 +68,8 @@ def load_run(path: str | Path, verbose: bool = False, allow_unfinished: bool = F
         )
     cfg = recipes.resolve(cfg, split.train.shape[0], split.n_movies).config
     embeddings = movie_embeddings(cfg, data, split)
-    model = build_model(split.n_movies, embeddings, train_clicks=split.train,
-                        new_movies=split.new_movies, **cfg.part("model"))
+    model = build_model(split.n_movies, embeddings, train_clicks=split.train,  # loading fills the weights
+                        new_movies=split.new_movies, **content_similarity(cfg, embeddings), **cfg.part("model"))
     model(padded_indices(split.train[:2]))
     try:
         model.load_weights(str(weights))

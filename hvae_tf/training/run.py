@@ -19,7 +19,7 @@ from hvae_tf import recipes
 from hvae_tf.baselines.ease import logit_start
 from hvae_tf.config import TrainConfig
 from hvae_tf.data import pipeline, prepare
-from hvae_tf.embeddings import movie_embeddings
+from hvae_tf.embeddings import content_similarity, movie_embeddings
 from hvae_tf.models import build_model
 from hvae_tf.training import callbacks as hvae_callbacks
 from hvae_tf.training.export import check_export_target, export_for_serving
@@ -42,7 +42,8 @@ def describe(cfg: TrainConfig, split, embeddings, model) -> str:
         feats = "none (Standard-VAE)"
     elif cfg.approach == "shared":
         feats = (f"{cfg.features} -> {embeddings.shape[1]} columns ({cfg.shared_input}) -> "
-                 f"{cfg.shared_dim}-d shared movie vectors, sharing hybrid")
+                 f"{cfg.shared_dim}-d shared movie vectors, sharing hybrid"
+                 + (f", content kNN path over {cfg.content_neighbours} neighbours" if cfg.content_neighbours else ""))
     else:
         feats = (f"{cfg.features} -> {embeddings.shape[1]}-d movie embeddings, approach {cfg.approach}"
                  + (", trainable" if cfg.trainable_embeddings else ", frozen"))
@@ -185,7 +186,7 @@ def _fit(cfg: TrainConfig, run: Path, folder: RunFolder | None, extra_callbacks=
         print("settings: " + "; ".join(resolved.choices))
     embeddings = movie_embeddings(cfg, data, split)
     train_ds = pipeline.padded_batches(split.train, cfg.batch_size, seed=cfg.seed)
-    shallow = shallow_start(cfg, split.train)
+    shallow = {**shallow_start(cfg, split.train), **content_similarity(cfg, embeddings)}
 
     with strategy.scope():
         model = build_model(split.n_movies, embeddings, train_clicks=split.train, **shallow,
