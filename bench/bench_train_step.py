@@ -12,7 +12,10 @@ naive models are the same Keras models with the first layer fed the dense click 
 the batch x N x d embedding input flattened to N*d; approach 2: a Dense(1) over it), as the
 original code did; they densify inside the step, so both sides get the same input. The sharing
 hybrid ("shared") computes its movie vectors (--shared-dim wide) from --shared-content columns
-per movie, the width of Movie-VAE embeddings of that size or of a small feature matrix. Ratios are
+per movie, the width of Movie-VAE embeddings of that size or of a small feature matrix. "vasp" is
+the Standard-VAE with VASP's shallow path (Bernoulli product likelihood), "shared-vasp-content"
+the sharing hybrid on that path with its content path over 200 neighbours a movie and half the
+movies training as new each step (--free-dropout 0.5), so the path's sparse product runs. Ratios are
 measured inside one run (shared machines are noisy). The matmul bound is the FLOPs of the step's
 dense matmuls (forward + backward = 3x forward) over this process's measured tf.matmul rate.
 """
@@ -33,15 +36,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, when r
 
 from synthetic_clicks import LIANG_MOVIES, PAPER_MOVIES, check_sizes, liang_like_clicks
 
+from hvae_tf.baselines import ContentKNN
 from hvae_tf.data import pipeline
 from hvae_tf.models import HybridVAE, SharedHybridVAE, StandardVAE
 from hvae_tf.models.click_input import DENSE_FROM_DENSITY, ClickDense, click_matrix, click_weights
 from hvae_tf.models.shared import MovieVectors
 from hvae_tf.training.optimizer import FusedAdam
 
-MODELS = ("standard", "hvae1", "hvae2", "shared", "shared-dense", "naive-standard", "naive-hvae1", "naive-hvae2")
+MODELS = ("standard", "hvae1", "hvae2", "shared", "shared-dense", "naive-standard", "naive-hvae1", "naive-hvae2",
+          "vasp", "shared-vasp-content")
 KERAS_ADAM = "+keras-adam"  # a model name with this suffix trains with keras' Adam, not the package's
-DEFAULT_MODELS = (*(m for m in MODELS if m != "shared-dense"), *(m + KERAS_ADAM for m in MODELS[:3]))
+# Not by default: shared-dense is the old product; the VASP pair holds two N x N shallow paths.
+OPT_IN = ("shared-dense", "vasp", "shared-vasp-content")
+DEFAULT_MODELS = (*(m for m in MODELS if m not in OPT_IN), *(m + KERAS_ADAM for m in MODELS[:3]))
+CONTENT_NEIGHBOURS = 200  # the content path's similarities per movie
 EMBEDDING_DIM = 3
 
 
@@ -126,6 +134,14 @@ def make_model(kind: str, n_movies: int, hidden: int, latent: int, seed: int, fl
     before sparse content was kept as its nonzeros)."""
     embeddings = np.random.default_rng(seed).normal(size=(n_movies, EMBEDDING_DIM)).astype(np.float32)
     common = {"hidden_dim": hidden, "latent_dim": latent, "seed": seed}
+    if kind in ("vasp", "shared-vasp-content"):
+        common.update(shallow="zeros", likelihood="bernoulli")
+    if kind == "shared-vasp-content":
+        content = shared_content_matrix(n_movies, shared_content, shared_nonzeros, seed)
+        similarity = ContentKNN(CONTENT_NEIGHBOURS).fit(content).similarity
+        cls = (type("SharedFloat32Outputs", (Float32Outputs, SharedHybridVAE), {}) if float32_outputs
+               else SharedHybridVAE)
+        return cls(content, shared_dim=shared_dim, free_dropout=0.5, content_similarity=similarity, **common)
     if kind in ("shared", "shared-dense"):
         content = shared_content_matrix(n_movies, shared_content, shared_nonzeros, seed)
         cls = (type("SharedFloat32Outputs", (Float32Outputs, SharedHybridVAE), {}) if float32_outputs
@@ -137,7 +153,7 @@ def make_model(kind: str, n_movies: int, hidden: int, latent: int, seed: int, fl
         finally:
             MovieVectors.SPARSE_BELOW = sparse_below
     naive = kind.startswith("naive-")
-    approach = {"standard": 0, "hvae1": 1, "hvae2": 2}[kind.removeprefix("naive-")]
+    approach = {"standard": 0, "vasp": 0, "hvae1": 1, "hvae2": 2}[kind.removeprefix("naive-")]
     if naive:
         cls, args = NaiveVAE, {"n_movies": n_movies, "embeddings": embeddings, "approach": approach}
     elif approach:
@@ -399,6 +415,9 @@ def report(results: list[Result], rate: float) -> list[str]:
                                    r, "<=", 1.25))
             if (r := ratio(f"shared{suffix}", f"standard{suffix}")) is not None:
                 checks.append((f"{n} movies{label}: sharing hybrid step / Standard-VAE step", r, "<=", 1.25))
+            if (r := ratio(f"shared-vasp-content{suffix}", f"vasp{suffix}")) is not None:
+                checks.append((f"{n} movies{label}: sharing hybrid with the content path step / VASP "
+                               "Standard-VAE step", r, "<=", 1.25))
             for kind in ("standard", "hvae1", "hvae2"):
                 if (r := ratio(f"naive-{kind}{suffix}", f"{kind}{suffix}")) is not None:
                     checks.append((f"{n} movies{label}: naive {kind} step / {kind} step (speed-up)", r, ">=",

@@ -85,6 +85,8 @@ def test_held_out_user_with_fewer_than_5_clicks_stays_fold_in_and_is_counted():
     (["--approach", "2", "--free-l2", "0.1"], "--free-l2 only applies with --approach shared"),
     (["--free-dropout", "0.5"], "--free-dropout only applies with --approach shared"),
     (["--approach", "shared", "--free-dropout", "1"], "--free-dropout must be in [0, 1)"),
+    (["--content-neighbours", "200"], "--content-neighbours only applies with --approach shared"),
+    (["--approach", "shared", "--content-neighbours", "-1"], "--content-neighbours must be a whole number >= 0"),
     (["--shared-input", "embeddings"], "--shared-input only applies"),
     (["--select-new-within", "0.002"], "--select-new-within only applies with --approach shared"),
     (["--validation-new-movies", "0.5"], "--validation-new-movies sets aside some of the new movies: it needs --cold-movies"),

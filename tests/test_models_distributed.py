@@ -1,5 +1,7 @@
 """MirroredStrategy over 2 logical CPU devices trains like one device: the H-VAE, and the sharing
-hybrid with sparse (credits-like) content, whose nonzeros are integer-indexed variables.
+hybrid with sparse (credits-like) content, whose nonzeros are integer-indexed variables, and with
+the content path on VASP's shallow path (sparse similarities; movies training as new drawn alike
+on every replica).
 
 Logical devices must be configured before TensorFlow initialises its devices, so the check runs
 in a fresh process. Dropout and latent noise are off there: replicas draw their own noise, so
@@ -27,6 +29,7 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 
 import keras
 import numpy as np
+from hvae_tf.baselines import ContentKNN
 from hvae_tf.models import HybridVAE, SharedHybridVAE
 
 N_MOVIES = 50
@@ -44,6 +47,10 @@ MODELS = {
     "shared-sparse": lambda: SharedHybridVAE(credits, shared_dim=4, new_movies=[3, 9], hidden_dim=12,
                                              latent_dim=3, dropout=0.0, anneal_steps=6, anneal_cap=0.5,
                                              seed=4),
+    "shared-content-path": lambda: SharedHybridVAE(
+        credits, shared_dim=4, new_movies=[3, 9], hidden_dim=12, latent_dim=3, dropout=0.0, anneal_steps=6,
+        anneal_cap=0.5, seed=4, shallow="zeros", likelihood="bernoulli", free_dropout=0.5,
+        content_similarity=ContentKNN(5).fit(credits).similarity),
 }
 
 
@@ -87,7 +94,7 @@ else:
 """
 
 
-@pytest.mark.parametrize("model", ["hvae2", "shared-sparse"])
+@pytest.mark.parametrize("model", ["hvae2", "shared-sparse", "shared-content-path"])
 def test_two_replicas_match_one_device(model):
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
     done = subprocess.run(
@@ -97,7 +104,7 @@ def test_two_replicas_match_one_device(model):
     assert done.returncode == 0 and lines, done.stderr[-3000:]
     result = json.loads(lines[-1][len("RESULT "):])
     two, one = result["two"], result["one"]
-    assert two["sparse"] == one["sparse"] == (model == "shared-sparse")
+    assert two["sparse"] == one["sparse"] == model.startswith("shared")
     assert (two["replicas"], one["replicas"]) == (2, 1)
     assert two["anneal_step"] == one["anneal_step"] == 12  # 6 batches x 2 epochs, counted once
     for name, values in one["history"].items():
