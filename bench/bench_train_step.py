@@ -15,7 +15,7 @@ hybrid ("shared") computes its movie vectors (--shared-dim wide) from --shared-c
 per movie, the width of Movie-VAE embeddings of that size or of a small feature matrix. "vasp" is
 the Standard-VAE with VASP's shallow path (Bernoulli product likelihood), "shared-vasp-content"
 the sharing hybrid on that path with its content path over 200 neighbours a movie and half the
-movies training as new each step (--free-dropout 0.5), so the path's sparse product runs. Ratios are
+movies training as new each step (--free-dropout 0.5), so that the content path runs. Ratios are
 measured inside one run (shared machines are noisy). The matmul bound is the FLOPs of the step's
 dense matmuls (forward + backward = 3x forward) over this process's measured tf.matmul rate.
 """

@@ -242,7 +242,7 @@ class ContentPath(keras.layers.Layer):
 
     def call(self, clicks: tf.SparseTensor) -> tf.Tensor:
         # x_u S as a sum over the user's clicks of their movies' neighbour rows: clicks x
-        # neighbours additions. A sparse-times-dense product would cost N x neighbours x batch
+        # neighbours additions. A sparse-times-dense product would cost (N x neighbours) x batch
         # over the mostly zero click rows (at 20,108 movies, 200 neighbours: 2e9 a batch of 500).
         entries = tf.convert_to_tensor(self.similarity_indices)  # row-major (movie, neighbour)
         splits = tf.concat([[0], tf.cumsum(tf.math.bincount(entries[:, 0], minlength=self.n_movies,
