@@ -45,10 +45,10 @@ PROTOCOLS = ("paper", "liang")
 SCHEMES = ("Eval 1", "Eval 2")
 HELD_OUT_SPLITS = ("test", "validation")  # the held-out users an evaluation scores
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
-RECIPES = ("auto", "mult-vae", "recvae", "vasp", "vasp-edlae")
+RECIPES = ("auto", "mult-vae", "recvae", "vasp", "vasp-edlae", "recvae-edlae")
 ARCHITECTURES = ("mult-vae", "recvae")
 PRIORS = ("standard", "composite")
-SHALLOW_PATHS = ("none", "ease", "zeros")
+SHALLOW_PATHS = ("none", "ease", "zeros", "frozen")
 PARTS = ("split", "features", "model", "fit", "output")
 
 # Fields that may change between a run and its continuation in the same run folder.
@@ -171,7 +171,8 @@ class TrainConfig:
     recipe: str = setting("auto", "fit", "a named set of the settings below marked 'from the "
                           "recipe' (a flag given on the command line wins): mult-vae (Liang et "
                           "al. 2018, the paper's model), recvae (Shenbin et al. 2020), vasp (a "
-                          "VAE with a shallow item-item path, Vancura & Kordik 2021); auto: the "
+                          "VAE with a shallow item-item path, Vancura & Kordik 2021), recvae-edlae "
+                          "(RecVAE's logits plus EDLAE's, each trained alone); auto: the "
                           "best measured recipe up to 10,000 movies, mult-vae above",
                           choices=RECIPES)
     likelihood: str | None = setting(None, "model", "from the recipe", type=str, choices=LIKELIHOODS)
@@ -189,8 +190,10 @@ class TrainConfig:
                                          "dropout, per batch (0: joint updates; from the recipe)",
                                          type=int, rule=AT_LEAST_0)
     shallow: str | None = setting(None, "model", "VASP's shallow item-item path beside the VAE, "
-                                  "started from EASE's closed form or from zeros (none: off; from "
-                                  "the recipe)", type=str, choices=SHALLOW_PATHS)
+                                  "started from EASE's closed form or from zeros; frozen: the "
+                                  "closed form kept as it is, its calibrated logits added to the "
+                                  "VAE's when ranking, the VAE trained alone (none: off; from the "
+                                  "recipe)", type=str, choices=SHALLOW_PATHS)
     shallow_l2: float | None = setting(None, "model", "L2 weight on the shallow path (from the "
                                        "recipe)", type=float, rule=NON_NEGATIVE)
     shallow_speed: float | None = setting(None, "model", "the shallow path's weights move at this "

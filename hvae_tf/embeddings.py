@@ -81,7 +81,8 @@ def content_similarity(cfg, embeddings) -> dict:
     too, or the Movie-VAE's means); nothing when `--content-neighbours` is 0."""
     if cfg.approach != "shared" or cfg.content_neighbours == 0 or embeddings is None:
         return {}
-    if cfg.shallow == "none":
-        raise ValueError(f"--content-neighbours {cfg.content_neighbours} feeds VASP's shallow path, which "
-                         f"recipe {cfg.recipe!r} turns off: use --recipe vasp or vasp-edlae, or --shallow ease")
+    if cfg.shallow in ("none", "frozen"):
+        raise ValueError(f"--content-neighbours {cfg.content_neighbours} feeds VASP's trained shallow path, "
+                         f"which recipe {cfg.recipe!r} turns off or freezes: use --recipe vasp or vasp-edlae, "
+                         "or --shallow ease")
     return {"content_similarity": ContentKNN(cfg.content_neighbours).fit(embeddings).similarity}

@@ -44,6 +44,12 @@ RECIPE_SETTINGS = {
 # dropout were chosen on ML-1M's fold-0 validation users (results/README.md).
 RECIPE_SETTINGS["vasp-edlae"] = {**RECIPE_SETTINGS["vasp"], "shallow_init_l2": 300.0,
                                  "shallow_init_dropout": 0.5}
+# RecVAE trained alone, its logits added at ranking to EDLAE's closed form calibrated as click logits
+# (a product of two experts, neither fitted to the other's residual): trained jointly, VASP's deep
+# part learns only what the linear path misses and overfits it on a small catalogue. EDLAE's
+# settings are vasp-edlae's.
+RECIPE_SETTINGS["recvae-edlae"] = {**RECIPE_SETTINGS["recvae"], "shallow": "frozen", "shallow_init_l2": 300.0,
+                                   "shallow_init_dropout": 0.5}
 RECIPE_FIELDS = tuple(RECIPE_SETTINGS["mult-vae"])  # every setting a recipe decides
 
 # "auto" on catalogues up to this size: the recipe with the best validation NDCG@100 measured on

@@ -244,7 +244,8 @@ def test_a_runs_shallow_start_is_the_closed_form_its_recipe_names():
 
     rng = np.random.default_rng(13)
     train = sp.csr_matrix((rng.random((300, 40)) < 0.15).astype(np.float32))
-    for recipe, closed in (("vasp", EASE(500.0)), ("vasp-edlae", EDLAE(300.0, dropout=0.5))):
+    for recipe, closed in (("vasp", EASE(500.0)), ("vasp-edlae", EDLAE(300.0, dropout=0.5)),
+                           ("recvae-edlae", EDLAE(300.0, dropout=0.5))):
         cfg = recipes.resolve(TrainConfig(recipe=recipe, features="none"), 300, 40).config
         weights = shallow_start(cfg, train)["shallow_weights"]
         target = closed.fit(train).weights

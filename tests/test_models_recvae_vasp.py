@@ -77,6 +77,30 @@ def test_vasp_scores_are_the_log_of_the_product_of_both_sigmoids():
     np.testing.assert_allclose(model.scores(users), expected, rtol=1e-4, atol=1e-4)
 
 
+def test_frozen_shallow_path_adds_its_logits_and_the_vae_trains_alone():
+    from hvae_tf.models.losses import log_likelihood
+
+    rng = np.random.default_rng(5)
+    start = rng.normal(size=(N_MOVIES, N_MOVIES)).astype(np.float32)
+    model = vae(shallow="frozen", shallow_weights=start, shallow_bias=-2.0, architecture="recvae",
+                activation="swish", encoder_passes=2)
+    assert not model.shallow_path.trainable_weights
+    users = padded_users(16)
+    shallow = dense_clicks(users) @ (start - np.diag(np.diag(start))) - 2.0
+    vae_logits = model.decode(model.encode(users)[0])
+    np.testing.assert_allclose(model.scores(users), vae_logits.numpy() + shallow, rtol=1e-4, atol=1e-4)
+    reconstruction, _, _ = model.compute_losses(users, training=False)
+    alone = -log_likelihood("multinomial", vae_logits, click_matrix(users, N_MOVIES))
+    np.testing.assert_allclose(reconstruction, alone, rtol=1e-5)  # the path is not in the loss
+    before = model.decode(model.encode(users)[0]).numpy()
+    fit_one_epoch(model, users)
+    np.testing.assert_array_equal(model.shallow_path.kernel.numpy(), start - np.diag(np.diag(start)))
+    assert float(model.shallow_path.bias) == -2.0
+    assert not np.allclose(model.decode(model.encode(users)[0]).numpy(), before)  # the VAE did train
+    with pytest.raises(ValueError, match="--shallow-l2.*frozen"):
+        vae(shallow="frozen", shallow_weights=start, shallow_l2=0.01)
+
+
 def test_recvae_encoder_is_densely_connected_and_layer_normalised_with_a_linear_decoder():
     model = vae(architecture="recvae", activation="swish")
     assert model.decoder_hidden is None and model.decoder_output.kernel.shape == (LATENT, N_MOVIES)

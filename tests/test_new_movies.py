@@ -107,9 +107,11 @@ def test_content_path_trains_with_free_dropout_and_serves_as_the_run_scores(tmp_
 
 
 def test_content_path_without_the_shallow_path_is_refused_naming_the_flags(tmp_path, generated_data_dir):
-    with pytest.raises(ValueError, match=r"--content-neighbours 10 feeds VASP's shallow path.*--recipe vasp"):
-        train_small_run(generated_data_dir, tmp_path, "--features", "genre", "--approach", "shared",
-                        "--content-neighbours", "10")  # the small runs' recipe: mult-vae
+    for recipe in ("mult-vae", "recvae-edlae"):  # the path off, and frozen
+        with pytest.raises(ValueError, match=r"--content-neighbours 10 feeds VASP's trained shallow path.*"
+                                             r"--recipe vasp"):
+            train_small_run(generated_data_dir, tmp_path, "--features", "genre", "--approach", "shared",
+                            "--content-neighbours", "10", "--recipe", recipe)
     assert not (tmp_path / "run" / "config.json").exists()
 
 

@@ -133,3 +133,33 @@ def test_vasp_edlae_is_vasp_with_the_edlae_start_and_a_run_saved_before_it_is_no
     assert set(TrainConfig().result_differences(saved)) == {"shallow_init_l2", "shallow_init_dropout"}
     again = resolved(["--shallow-init-l2", "500", "--shallow-init-dropout", "0"]).config
     assert (again.shallow_init_l2, again.shallow_init_dropout) == (500.0, 0.0)  # what it trained with
+
+
+def test_recvae_edlae_is_recvae_beside_a_frozen_edlae():
+    recvae, joined = (resolved(["--recipe", r]).config for r in ("recvae", "recvae-edlae"))
+    assert (joined.shallow, joined.shallow_init_l2, joined.shallow_init_dropout) == ("frozen", 300.0, 0.5)
+    assert recvae.shallow == "none"
+    ignored = ("shallow", "recipe")
+    assert {k: v for k, v in dataclasses.asdict(recvae).items() if not k.startswith(ignored)} \
+        == {k: v for k, v in dataclasses.asdict(joined).items() if not k.startswith(ignored)}
+
+
+def test_recvae_edlae_run_keeps_its_linear_expert_through_training_restore_and_serving(tmp_path,
+                                                                                     generated_data_dir):
+    import glob
+
+    import numpy as np
+    from conftest import train_small_run
+
+    from hvae_tf.evaluation import harness
+    from hvae_tf.training.restore import load_run
+    from hvae_tf.training.run import shallow_start
+
+    run_dir = train_small_run(generated_data_dir, tmp_path, "--features", "none", recipe="recvae-edlae",
+                              batch_size=32)
+    run = load_run(run_dir)
+    start = shallow_start(run.config, run.split.train)["shallow_weights"]
+    np.testing.assert_allclose(run.model.shallow_path.kernel.numpy(), start - np.diag(np.diag(start)), rtol=1e-6)
+    served = harness.evaluate_saved_model(glob.glob(str(tmp_path / "saved" / "*" / "1"))[0])["Eval 2"]
+    direct = harness.evaluate_run(run_dir)["Eval 2"]
+    assert served["ndcg@100"] == pytest.approx(direct["ndcg@100"], abs=1e-4)

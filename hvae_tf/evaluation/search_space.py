@@ -93,6 +93,8 @@ RECIPE_SPACE = {
 # What a recipe's model ignores: with kl_gamma > 0, RecVAE's KL weight is per user, not annealed,
 # so searching the annealing would only give the sampler dimensions that change nothing.
 RECIPE_IGNORES = {"recvae": ("anneal_cap", "anneal_steps")}
+# recvae-edlae tunes its VAE as recvae (its linear expert is a closed form chosen beforehand).
+RECIPE_SPACE["recvae-edlae"], RECIPE_IGNORES["recvae-edlae"] = RECIPE_SPACE["recvae"], RECIPE_IGNORES["recvae"]
 
 
 def default_space(recipe: str | None = None) -> dict[str, Distribution]:

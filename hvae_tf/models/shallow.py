@@ -11,6 +11,9 @@ A start from EASE is only kept if training does not wash it out: Adam moves ever
 the learning rate each step, while EASE's weights are of order 1e-2, so a few dozen steps would
 replace them with noise. `speed` slows the path: W = speed * V with V the variable, so each step
 moves W by about speed * lr (Adam's step does not depend on the gradient's scale).
+
+`frozen` keeps the start as it is: W is not trained (no gradient, no optimizer slots), for a
+path whose logits are added to a VAE that trains alone.
 """
 
 from __future__ import annotations
@@ -32,9 +35,10 @@ class ShallowPath(keras.layers.Layer):
     """x_u W (zero diagonal) + b over the raw click row; started from `initial` W and `bias`
     (e.g. EASE's weights, calibrated as logits) or zeros."""
 
-    def __init__(self, n_movies: int, initial=None, bias: float = 0.0, speed: float = 1.0, **kwargs):
+    def __init__(self, n_movies: int, initial=None, bias: float = 0.0, speed: float = 1.0,
+                 frozen: bool = False, **kwargs):
         super().__init__(**kwargs)
-        self.n_movies = int(n_movies)
+        self.n_movies, self.frozen = int(n_movies), bool(frozen)
         self.speed, self._initial_bias = float(speed), float(bias)
         if initial is not None:
             initial = np.asarray(initial, dtype=np.float32)
@@ -50,9 +54,10 @@ class ShallowPath(keras.layers.Layer):
     def build(self, input_shape=None):
         initial = self._initial
         init = "zeros" if initial is None else keras.initializers.Constant(initial / self.speed)
-        self.kernel = self.add_weight(shape=(self.n_movies, self.n_movies), initializer=init, name="kernel")
+        self.kernel = self.add_weight(shape=(self.n_movies, self.n_movies), initializer=init, name="kernel",
+                                      trainable=not self.frozen)
         self.bias = self.add_weight(shape=(), initializer=keras.initializers.Constant(self._initial_bias),
-                                    name="bias")
+                                    name="bias", trainable=not self.frozen)
         self._initial = None  # the weight holds it now
         self.built = True
 
@@ -61,7 +66,9 @@ class ShallowPath(keras.layers.Layer):
         return self.speed ** 2 * tf.reduce_sum(tf.square(self.kernel))
 
     def call(self, clicks: tf.SparseTensor) -> tf.Tensor:
-        kernel = _without_diagonal_gradient(tf.convert_to_tensor(self.kernel))
+        kernel = tf.convert_to_tensor(self.kernel)
+        if not self.frozen:
+            kernel = _without_diagonal_gradient(kernel)
         # Always the dense product: its gradient is one n_movies^2 matrix that the fused Adam
         # update consumes in place. Gathering a kernel row per click would give a gradient row
         # per click (ML-20M: ~35,000 a batch, 2.8 GB) that Adam's sparse update densifies again.

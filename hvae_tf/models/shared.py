@@ -292,9 +292,9 @@ class SharedHybridVAE(StandardVAE):
         # Read by the layers only in a step, once anneal_step (the update count) exists.
         self.dropped_movies = FreeDropout(free_dropout, _seed(kwargs.get("seed"), 102),
                                           step=lambda: self.anneal_step)
-        if content_similarity is not None and kwargs.get("shallow", "none") == "none":
-            raise ValueError("content_similarity feeds VASP's shallow path, which is off: use a recipe "
-                             "with it (--recipe vasp or vasp-edlae) or --shallow ease")
+        if content_similarity is not None and kwargs.get("shallow", "none") in ("none", "frozen"):
+            raise ValueError("content_similarity feeds VASP's trained shallow path, which is off or frozen: "
+                             "use a recipe with it (--recipe vasp or vasp-edlae) or --shallow ease")
         super().__init__(n_movies=n_movies, **kwargs)
         del self._init_content
         self.content_path = None

@@ -48,6 +48,8 @@ class StandardVAE(VariationalAutoencoder):
     - shallow "ease"/"zeros": VASP's shallow path (Vancura & Kordik 2021), an item-item layer
       whose sigmoid multiplies the VAE's; started from `shallow_weights` and `shallow_bias`
       (EASE as logits) or zeros, moving at `shallow_speed` times the learning rate.
+    - shallow "frozen": the path kept at its start, its logits added to the VAE's when ranking;
+      the VAE trains on its own likelihood, so the two are experts trained apart.
     - new_movies: columns of movies without training clicks (the new-movie protocol). This model
       has nothing to place them by, so it learns them as a retrain today would: movies nobody
       clicked. A model that places them by their features (`places_new_movies`) leaves them out
@@ -103,6 +105,9 @@ class StandardVAE(VariationalAutoencoder):
         self.architecture, self.prior = architecture, prior
         self.kl_gamma, self.encoder_passes = float(kl_gamma), int(encoder_passes)
         self.shallow_l2 = float(shallow_l2)
+        if shallow == "frozen" and (self.shallow_l2 != 0.0 or float(shallow_speed) != 1.0):
+            raise ValueError("shallow_l2 (--shallow-l2) and shallow_speed (--shallow-speed) train the "
+                             "shallow path, and shallow 'frozen' keeps it as it started: leave them unset")
         self.click_input = click_input  # read by _make_first_layer
         self.new_movies = sorted(int(i) for i in new_movies)
         if self.new_movies and not 0 <= self.new_movies[0] <= self.new_movies[-1] < self.n_movies:
@@ -129,7 +134,8 @@ class StandardVAE(VariationalAutoencoder):
         self.prior_layers = (self._make_encoder(seed, activation, trainable=False, prefix="prior_")
                              if prior == "composite" else None)
         self.shallow_path = None if shallow == "none" else ShallowPath(
-            self.n_movies, shallow_weights, bias=shallow_bias, speed=shallow_speed, name="shallow_path")
+            self.n_movies, shallow_weights, bias=shallow_bias, speed=shallow_speed, frozen=shallow == "frozen",
+            name="shallow_path")
         self.sampling = Sampling(seed=_seed(seed, 13), name="sampling")
         self.dropout_seed = keras.random.SeedGenerator(_seed(seed, 14))
         self.anneal_step = self.add_weight(
@@ -257,9 +263,11 @@ class StandardVAE(VariationalAutoencoder):
 
     def _combined(self, vae_logits, clicks: tf.SparseTensor, training: bool = False):
         """Ranking scores: the VAE's logits, or with the shallow path log(s(a) s(b)) (VASP's
-        product of the two paths' sigmoids)."""
+        product of the two paths' sigmoids), or with a frozen one a + b (both experts' logits)."""
         if self.shallow_path is None:
             return vae_logits
+        if self.shallow_path.frozen:
+            return vae_logits + self._shallow_logits(clicks, training)
         return -tf.nn.softplus(-vae_logits) - tf.nn.softplus(-self._shallow_logits(clicks, training))
 
     def call(self, indices, training: bool = False):
@@ -297,12 +305,13 @@ class StandardVAE(VariationalAutoencoder):
         mu, logvar = self._encode_clicks(clicks, training, denoise)
         z = self.sampling((mu, logvar)) if training else mu
         logits = self.decode(z, training)
-        if self.shallow_path is not None and self.likelihood == "bernoulli":
+        joint = self.shallow_path is not None and not self.shallow_path.frozen  # a frozen path: VAE alone
+        if joint and self.likelihood == "bernoulli":
             reconstruction = -product_log_likelihood(logits, self._shallow_logits(clicks, training), clicks,
                                                      counted=self.counted)
         else:
-            reconstruction = -log_likelihood(self.likelihood, self._combined(logits, clicks, training), clicks,
-                                             counted=self.counted)
+            reconstruction = -log_likelihood(self.likelihood, self._combined(logits, clicks, training)
+                                             if joint else logits, clicks, counted=self.counted)
         if self.prior_layers is None:
             kl = gaussian_kl(mu, logvar)
         else:

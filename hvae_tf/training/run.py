@@ -34,7 +34,9 @@ def layer_sizes(cfg: TrainConfig, n_movies: int) -> str:
         sizes = f"[{n_movies}-{cfg.hidden_dim}x5-{cfg.latent_dim}-{n_movies}]"
     else:
         sizes = f"[{n_movies}-{cfg.hidden_dim}-{cfg.latent_dim}-{cfg.hidden_dim}-{n_movies}]"
-    return sizes + (f" + {n_movies}x{n_movies} shallow path" if cfg.shallow != "none" else "")
+    if cfg.shallow == "none":
+        return sizes
+    return sizes + f" + {n_movies}x{n_movies} {'frozen ' if cfg.shallow == 'frozen' else ''}shallow path"
 
 
 def describe(cfg: TrainConfig, split, embeddings, model) -> str:
@@ -165,7 +167,7 @@ def fit(model, cfg: TrainConfig, split, train_ds, callbacks) -> None:
 def shallow_start(cfg: TrainConfig, train) -> dict:
     """build_model's start for the shallow path: the closed form (EASE, or EDLAE with a dropout)
     on the training users, as click logits; nothing when the path starts from zeros or is off."""
-    if cfg.shallow != "ease":
+    if cfg.shallow not in ("ease", "frozen"):
         return {}
     weights, bias = logit_start(train, cfg.shallow_init_l2, seed=cfg.seed, dropout=cfg.shallow_init_dropout)
     return {"shallow_weights": weights, "shallow_bias": bias}
