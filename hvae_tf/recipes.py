@@ -55,7 +55,7 @@ RECIPE_FIELDS = tuple(RECIPE_SETTINGS["mult-vae"])  # every setting a recipe dec
 # "auto" on catalogues up to this size: the recipe with the best validation NDCG@100 measured on
 # ML-1M (results/README.md). Above it, the paper's model, so that ML-20M trains what was published.
 AUTO_MAX_MOVIES = 10_000
-AUTO_SMALL_CATALOGUE = "vasp-edlae"
+AUTO_SMALL_CATALOGUE = "recvae-edlae"
 AUTO_LARGE_CATALOGUE = "mult-vae"
 
 UPDATES_PER_EPOCH = 100  # the batch size gives about this many updates an epoch ...

@@ -3,6 +3,7 @@ time, with a lock that dies with its holder; a failed start leaves nothing that 
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -128,6 +129,29 @@ def test_a_run_kept_by_older_new_movie_metrics_is_refused_not_reused(tmp_path, c
     (overall / "config.json").write_text(plain.to_json())
     (overall / "metrics.json").write_text(json.dumps(done))
     assert train(plain)["epochs"] == 3
+
+
+def test_a_run_whose_recipe_now_resolves_otherwise_is_refused_not_reused(generated_data_dir, tmp_path,
+                                                                         monkeypatch, capsys):
+    """config.json keeps --recipe as asked: a folder trained when `auto` meant another recipe would
+    answer for the model the same command trains today."""
+    from hvae_tf import recipes
+
+    argv = small_run_argv(generated_data_dir, tmp_path / "run", None, "--features", "none", recipe="auto",
+                          batch_size=32)
+    first = train(parse_args(argv))
+    assert first["recipe"] == recipes.AUTO_SMALL_CATALOGUE
+    assert train(parse_args([*argv, "--epochs", "5"]))["epochs"] == first["epochs"]  # reused as it is
+    assert "finished" in capsys.readouterr().out
+    other = next(r for r in recipes.RECIPE_SETTINGS if r != recipes.AUTO_SMALL_CATALOGUE)
+    monkeypatch.setattr(recipes, "AUTO_SMALL_CATALOGUE", other)
+    with pytest.raises(ValueError, match=rf"trained with recipe '{first['recipe']}'.*now gives '{other}'.*--retrain"):
+        train(parse_args(argv))
+    monkeypatch.undo()
+    given = recipes.RECIPE_SETTINGS[first["recipe"]]
+    monkeypatch.setitem(recipes.RECIPE_SETTINGS, first["recipe"], {**given, "kl_gamma": 0.5})  # a constant changed
+    with pytest.raises(ValueError, match=re.escape(f"kl_gamma: {given['kl_gamma']} -> 0.5") + ".*--retrain"):
+        train(parse_args(argv))
 
 
 def test_a_finished_grid_cell_under_a_relative_out_is_reused_by_the_next_grid(tmp_path, monkeypatch, capsys):

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from hvae_tf import recipes
 from hvae_tf.baselines.ease import logit_start
-from hvae_tf.config import TrainConfig
+from hvae_tf.config import TrainConfig, describe_differences
 from hvae_tf.data import pipeline, prepare
 from hvae_tf.embeddings import content_similarity, movie_embeddings
 from hvae_tf.models import build_model
@@ -62,6 +62,30 @@ def describe(cfg: TrainConfig, split, embeddings, model) -> str:
 VALIDATION_METRICS_VERSION = 2
 
 
+def check_still_current(cfg: TrainConfig, done: dict) -> None:
+    """Refuse a finished run that this code would not train the same from its configuration."""
+    check_selection_current(cfg, done)
+    check_recipe_current(cfg, done)
+
+
+def check_recipe_current(cfg: TrainConfig, done: dict) -> None:
+    """Refuse a finished run whose recipe resolved to other settings than it does now: config.json
+    keeps the recipe as asked, so a folder made when `auto` (or a recipe) meant something else
+    would otherwise answer for the model the same command trains today."""
+    if "settings" not in done:  # from before recipes: nothing recorded to compare
+        return
+    _, split = prepare.prepare(cfg, verbose=False)
+    now = recipes.resolve(cfg, split.train.shape[0], split.n_movies)
+    # The annealing length is fitted to --epochs, which a finished run may be asked with anew.
+    changed = {name: (done["settings"].get(name), getattr(now.config, name)) for name in recipes.RECIPE_FIELDS
+               if name != "anneal_steps" and done["settings"].get(name) != getattr(now.config, name)}
+    if now.recipe != done.get("recipe") or changed:
+        raise ValueError(
+            f"{cfg.run_path} was trained with recipe {done.get('recipe')!r}, and --recipe {cfg.recipe} "
+            f"now gives {now.recipe!r}" + (f" ({describe_differences(changed)})" if changed else "")
+            + ": pass --retrain to train it again, or delete the folder")
+
+
 def check_selection_current(cfg: TrainConfig, done: dict) -> None:
     """Refuse a finished run whose kept epoch may not be the one this code would keep."""
     version = done.get("validation_metrics_version", 1)
@@ -83,7 +107,7 @@ def train(cfg: TrainConfig, extra_callbacks=()) -> dict:
     if not is_chief():
         done = RunFolder(cfg).finished()  # the chief reports it and returns: so must this worker
         if done is not None and not cfg.retrain:
-            check_selection_current(cfg, done)  # as the chief does
+            check_still_current(cfg, done)  # as the chief does
             return done
         run = Path(tempfile.mkdtemp(prefix="hvae-worker-"))
         try:
@@ -95,7 +119,7 @@ def train(cfg: TrainConfig, extra_callbacks=()) -> dict:
         folder.check_configuration()
         done = folder.finished()
         if done is not None and not cfg.retrain:
-            check_selection_current(cfg, done)
+            check_still_current(cfg, done)
             print(f"{folder.path} holds this run, finished: {done['epochs']} epochs, best validation "
                   f"NDCG@100 {done['validation']['val_ndcg_100']:.4f} (epoch {done['best_epoch']}), "
                   f"SavedModel {done.get('export', '(none)')}. Pass --retrain to train it again "
