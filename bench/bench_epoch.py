@@ -2,7 +2,7 @@
 
     python bench/bench_epoch.py --manual-dir ../shared/data/ml-1m        # ml-1m, liang, 10% users
     python bench/bench_epoch.py --ml20m --epochs 2 --rounds 1            # 136,677 x 20,108 synthetic
-    python bench/bench_epoch.py --manual-dir ../shared/data/ml-1m --recipes recvae vasp --epochs 4
+    python bench/bench_epoch.py --manual-dir ../shared/data/ml-1m --recipes recvae vasp-edlae recvae-edlae --epochs 4
 
 An epoch is one training pass plus validation NDCG@100, as each implementation reports it.
 Ours is `model.fit` with train.py's own callbacks (`run.fit_callbacks`: TensorBoard, ranking,
